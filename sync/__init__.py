@@ -1,0 +1,1 @@
+"""Sync between the device buffer and the central store (built in the sync issue)."""
