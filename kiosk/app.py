@@ -1,0 +1,77 @@
+"""The Kivy App: builds the services and screens and wires them; no logic of its own."""
+
+from __future__ import annotations
+
+from kivy.app import App
+from kivy.core.window import Window
+from kivy.uix.screenmanager import NoTransition, ScreenManager
+
+from kiosk.flow import VisitorFlow
+from kiosk.i18n import Translator, locale_dir
+from kiosk.ui import load_kv
+from kiosk.ui.answers import make_panel
+from kiosk.ui.comment import CommentScreen
+from kiosk.ui.idle import IdleWarning
+from kiosk.ui.navigator import Navigator
+from kiosk.ui.question import QuestionScreen
+from kiosk.ui.thanks import ThanksScreen
+from kiosk.ui.theme import Theme
+from kiosk.ui.welcome import WelcomeScreen
+
+
+class BalieApp(App):
+    """The terminal. ``lockdown`` makes window-close and F1 do nothing (kiosk mode).
+
+    Use::
+
+        BalieApp(settings=load_settings(path), questionnaire=q, buffer=Buffer.open(p)).run()
+    """
+
+    title = "Balie"
+    use_kivy_settings = False
+
+    def __init__(self, *, settings, questionnaire, buffer, lockdown: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.questionnaire = questionnaire
+        self.buffer = buffer
+        self.lockdown = lockdown
+        self.theme = Theme.from_settings(settings.theme)
+        self.tr = Translator(locale_dir(), settings.languages.default)
+        self.navigator: Navigator | None = None
+
+    def build(self):
+        load_kv()
+        settings = self.settings
+        flow = VisitorFlow(self.questionnaire, self.buffer,
+                           location_id=settings.location.id,
+                           language=settings.languages.default,
+                           rapid_repeat_s=settings.timeouts.rapid_repeat_s)
+        screens = {"welcome": WelcomeScreen(), "question": QuestionScreen(),
+                   "comment": CommentScreen(), "thanks": ThanksScreen()}
+        manager = ScreenManager(transition=NoTransition())
+        for screen in screens.values():
+            manager.add_widget(screen)
+        panels = {q.id: make_panel(q, self.tr)
+                  for q in self.questionnaire.questions if q.type != "comment"}
+        self.navigator = Navigator(manager, screens, panels, IdleWarning(), flow, self.tr,
+                                   default_language=settings.languages.default,
+                                   languages=settings.languages.available,
+                                   timeouts=settings.timeouts)
+        Window.bind(on_touch_down=self.navigator.touched)
+        Window.clearcolor = self.theme.background
+        if self.lockdown:
+            Window.bind(on_request_close=self._refuse_close)
+        self.navigator.to_welcome()
+        return manager
+
+    def _refuse_close(self, *_args, **_kwargs) -> bool:
+        """Alt+F4 and the window manager's close button do nothing on a kiosk."""
+        return True
+
+    def open_settings(self, *_args):
+        """F1 does nothing: Kivy's settings panel is not for visitors."""
+        return False
+
+    def on_stop(self):
+        self.buffer.close()

@@ -1,0 +1,286 @@
+"""The terminal's settings: kiosk.toml models and the loader (every value has a default).
+
+Use::
+
+    settings = load_settings(Path("/etc/balie/kiosk.toml"))   # or None: built-in defaults
+    settings.location.id, settings.timeouts.idle_reset_s, settings.theme.rgba("primary")
+
+A bad file raises :class:`~kiosk.errors.ConfigError`; each problem names the key
+(``timeouts.idle_reset_s: must be at least 5 ...``) and says what is wrong.
+Relative paths resolve against the config file's folder (for the built-in defaults:
+:func:`kiosk.paths.config_dir`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from kiosk import paths
+from kiosk.errors import ConfigError
+from kiosk.questionnaire import Slug, describe, explain_validation_error, problem, read_toml
+
+COLOURS = ("background", "surface", "primary", "on_primary", "text", "muted_text", "accent", "danger")
+# (foreground, background) pairs that carry text; WCAG 1.4.3 asks 4.5:1 for normal text.
+CONTRAST_PAIRS = (("text", "background"), ("muted_text", "background"),
+                  ("text", "surface"), ("on_primary", "primary"))
+MIN_CONTRAST = 4.5
+MIN_IDLE_RESET_S = 5.0
+TOUCH_PROVIDERS = ("probesysfs", "hidinput", "mtdev", "mouse")
+_HEX = re.compile(r"#[0-9A-Fa-f]{6}")
+_LANG = re.compile(r"[a-z]{2}")
+
+
+def _colour(value: str) -> str:
+    if not _HEX.fullmatch(value):
+        raise problem(f"must be a colour like \"#154273\" (#RRGGBB), got {describe(value)}")
+    return value.upper()
+
+
+def _lang(value: str) -> str:
+    if not _LANG.fullmatch(value):
+        raise problem(f"must be a lowercase 2-letter language code (like 'nl'), got {describe(value)}")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise problem("must not be empty")
+    return value
+
+
+def _touch_provider(value: str) -> str:
+    if value not in TOUCH_PROVIDERS:
+        raise problem(f"unknown touch provider {describe(value)}; use one of {', '.join(TOUCH_PROVIDERS)}")
+    return value
+
+
+Colour = Annotated[StrictStr, AfterValidator(_colour)]
+Lang = Annotated[StrictStr, AfterValidator(_lang)]
+Name = Annotated[StrictStr, AfterValidator(_not_blank)]
+Seconds = Annotated[float, Field(strict=True, gt=0)]
+Pixels = Annotated[StrictInt, Field(gt=0)]
+PathText = Annotated[StrictStr, AfterValidator(_not_blank)]
+
+
+def _resolve(value: str | Path, info: ValidationInfo) -> Path:
+    """``value`` as an absolute path; relative ones against the config file's folder."""
+    base = (info.context or {}).get("base_dir") or paths.config_dir()
+    return (Path(base) / Path(value).expanduser()).resolve()
+
+
+def relative_luminance(colour: str) -> float:
+    """WCAG 2.x relative luminance of ``"#RRGGBB"``: 0.0 (black) .. 1.0 (white).
+
+    Each channel ``c = v / 255`` is linearised: ``c / 12.92`` if ``c <= 0.04045``, else
+    ``((c + 0.055) / 1.055) ** 2.4``; then ``L = 0.2126 R + 0.7152 G + 0.0722 B``.
+    """
+    linear = []
+    for i in (1, 3, 5):
+        c = int(colour[i:i + 2], 16) / 255
+        linear.append(c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4)
+    r, g, b = linear
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(a: str, b: str) -> float:
+    """WCAG contrast ratio ``(L_light + 0.05) / (L_dark + 0.05)``, from 1.0 to 21.0."""
+    dark, light = sorted((relative_luminance(a), relative_luminance(b)))
+    return (light + 0.05) / (dark + 0.05)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LocationSettings(_Section):
+    """Where the terminal stands: a stable code for the data and a name for people."""
+
+    id: Slug = "balie-1"
+    name: Name = "Balie 1"
+
+
+class LanguageSettings(_Section):
+    """The language a session starts in and the ones the visitor can switch to."""
+
+    default: Lang = "nl"
+    available: tuple[Lang, ...] = ("nl", "en")
+
+    @model_validator(mode="after")
+    def _default_available(self) -> "LanguageSettings":
+        if len(set(self.available)) != len(self.available):
+            raise problem("each language may be listed in available only once")
+        if self.default not in self.available:
+            raise problem(
+                f"default language {self.default!r} must be one of available "
+                f"({', '.join(self.available) or 'none'})"
+            )
+        return self
+
+
+class TimeoutSettings(_Section):
+    """Seconds: idle warning on a follow-up, reset after the warning, thank-you, repeat window."""
+
+    idle_warning_s: Seconds = 30.0
+    idle_reset_s: Seconds = 15.0
+    thanks_s: Seconds = 5.0
+    rapid_repeat_s: Seconds = 20.0
+
+    @field_validator("idle_reset_s")
+    @classmethod
+    def _time_to_respond(cls, value: float) -> float:
+        if value < MIN_IDLE_RESET_S:
+            raise problem(
+                f"must be at least {MIN_IDLE_RESET_S:g} seconds, got {value:g}; the visitor needs "
+                "time to tap 'I'm still here' (WCAG 2.2.1)"
+            )
+        return value
+
+
+class ThemeSettings(_Section):
+    """House style: colours as ``"#RRGGBB"``, the logo file (``None``: show the name as text)."""
+
+    municipality_name: Name = "Gemeente Voorbeeld"
+    background: Colour = "#FFFFFF"
+    surface: Colour = "#EEF2F7"
+    primary: Colour = "#154273"
+    on_primary: Colour = "#FFFFFF"
+    text: Colour = "#1F2933"
+    muted_text: Colour = "#4F5B67"
+    accent: Colour = "#E17000"
+    danger: Colour = "#B42318"
+    logo: Path | None = Field(default_factory=lambda: (paths.assets_dir() / "logo.png").resolve())
+
+    @field_validator("logo", mode="before")
+    @classmethod
+    def _logo_path(cls, value: Any, info: ValidationInfo) -> Path | None:
+        if not isinstance(value, str):
+            raise problem(f"must be a file path in quotes (\"\" for no logo), got {describe(value)}")
+        return _resolve(value, info) if value.strip() else None
+
+    @model_validator(mode="after")
+    def _readable(self) -> "ThemeSettings":
+        problems = []
+        for fg, bg in CONTRAST_PAIRS:
+            fg_colour, bg_colour = getattr(self, fg), getattr(self, bg)
+            ratio = contrast_ratio(fg_colour, bg_colour)
+            if ratio < MIN_CONTRAST:
+                shown = int(ratio * 10) / 10  # round down: never claim a pass
+                problems.append(
+                    f"theme: {fg} colour {fg_colour} on {bg} {bg_colour} has contrast "
+                    f"{shown}:1; at least {MIN_CONTRAST}:1 is needed"
+                )
+        if problems:
+            raise problem(problems[0], "balie_list", problems=problems)
+        return self
+
+    def rgba(self, name: str) -> tuple[float, float, float, float]:
+        """Colour ``name`` (e.g. ``"primary"``) as Kivy's ``(r, g, b, 1.0)`` with 0..1 floats."""
+        if name not in COLOURS:
+            raise ValueError(f"unknown theme colour {name!r}; use one of {', '.join(COLOURS)}")
+        value = getattr(self, name)
+        return tuple(int(value[i:i + 2], 16) / 255 for i in (1, 3, 5)) + (1.0,)
+
+
+class AdminSettings(_Section):
+    """The admin screen: ``pin_hash`` as written by ``balie-kiosk set-pin`` ("" = no PIN set)."""
+
+    pin_hash: StrictStr = ""
+
+
+class DisplaySettings(_Section):
+    """Window size in pixels and the Kivy touch input provider."""
+
+    width: Pixels = 1280
+    height: Pixels = 800
+    touch_provider: Annotated[StrictStr, AfterValidator(_touch_provider)] = "probesysfs"
+
+
+class BufferSettings(_Section):
+    """The local buffer's folder; ``None``: ``--data-dir``, ``BALIE_DATA_DIR`` or the default."""
+
+    data_dir: Path | None = None
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_path(cls, value: Any, info: ValidationInfo) -> Path:
+        if not isinstance(value, str) or not value.strip():
+            raise problem(f"must be a folder path in quotes, got {describe(value)}")
+        return _resolve(value, info)
+
+
+class KioskSettings(_Section):
+    """All settings of one terminal; ``load_settings()`` builds it."""
+
+    questionnaire: Path = Field(default="questionnaires/standaard.toml", validate_default=True)
+    location: LocationSettings = LocationSettings()
+    languages: LanguageSettings = LanguageSettings()
+    timeouts: TimeoutSettings = TimeoutSettings()
+    theme: ThemeSettings = Field(default_factory=ThemeSettings)
+    admin: AdminSettings = AdminSettings()
+    display: DisplaySettings = DisplaySettings()
+    buffer: BufferSettings = BufferSettings()
+    _source_path: Path | None = PrivateAttr(default=None)
+
+    @field_validator("questionnaire", mode="before")
+    @classmethod
+    def _questionnaire_file(cls, value: Any, info: ValidationInfo) -> Path:
+        if not isinstance(value, str) or not value.strip():
+            raise problem(f"must be the questionnaire's file path in quotes, got {describe(value)}")
+        path = _resolve(value, info)
+        if not path.is_file():
+            raise problem(f"file not found: {path}")
+        return path
+
+    @property
+    def source_path(self) -> Path | None:
+        """The file these settings came from; ``None`` for the built-in defaults."""
+        return self._source_path
+
+    @property
+    def questionnaire_path(self) -> Path:
+        """The questionnaire file (absolute)."""
+        return self.questionnaire
+
+    @property
+    def data_dir(self) -> Path | None:
+        """``[buffer] data_dir`` (absolute), or ``None`` when not set."""
+        return self.buffer.data_dir
+
+
+def load_settings(path: str | Path | None = None) -> KioskSettings:
+    """Read and validate kiosk.toml at ``path``; ``None`` gives the built-in defaults.
+
+    Raises ``ConfigError`` naming the file, the key and what is wrong.
+    """
+    if path is None:
+        data, base, source = {}, paths.config_dir(), "built-in defaults"
+    else:
+        data, base, source = read_toml(path, ConfigError), Path(path).resolve().parent, str(path)
+    try:
+        settings = KioskSettings.model_validate(data, context={"base_dir": base})
+    except ValidationError as exc:
+        raise ConfigError(source, explain_validation_error(exc, KioskSettings, _place)) from None
+    settings._source_path = None if path is None else Path(path).resolve()
+    return settings
+
+
+def _place(loc: tuple) -> tuple[str, tuple]:
+    """``timeouts.idle_reset_s``: the TOML key path, then any list entry."""
+    keys = [part for part in loc if isinstance(part, str)]
+    return ".".join(keys), tuple(part for part in loc if isinstance(part, int))

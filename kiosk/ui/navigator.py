@@ -1,0 +1,167 @@
+"""Moves the visitor between screens: turns flow steps into screens, runs the idle and thank-you timers.
+
+The navigator owns no data: answers go to :class:`kiosk.flow.VisitorFlow`
+(which commits them), and the screens only display. Timers run on the Kivy
+clock, so tests drive them by ticking the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kivy.clock import Clock
+
+from kiosk.errors import BalieError
+from kiosk.flow import Step, VisitorFlow
+
+log = logging.getLogger(__name__)
+
+
+class Navigator:
+    """Wires screens, answer panels and the flow together.
+
+    ``screens`` maps names (``welcome``, ``question``, ``comment``, ``thanks``)
+    to screen widgets inside ``manager``; ``panels`` maps question ids to their
+    prebuilt answer panels.
+    """
+
+    def __init__(self, manager, screens, panels, idle_warning, flow: VisitorFlow, tr, *,
+                 default_language: str, languages, timeouts):
+        self.manager = manager
+        self.screens = screens
+        self.panels = panels
+        self.idle_warning = idle_warning
+        self.flow = flow
+        self.tr = tr
+        self.default_language = default_language
+        self.timeouts = timeouts
+        self._idle_event = None
+        self._countdown_event = None
+        self._thanks_event = None
+
+        for panel in panels.values():
+            panel.bind(on_answer=lambda _panel, value: self.answer(value))
+        welcome = screens["welcome"]
+        welcome.languages = list(languages)
+        welcome.bind(on_language=lambda _s, code: self.switch_language(code))
+        screens["question"].bind(on_skip=lambda *_: self.skip())
+        screens["comment"].bind(on_submit=lambda _s, text: self.submit_comment(text),
+                                on_skip=lambda *_: self.skip())
+        screens["thanks"].bind(on_done=lambda *_: self.to_welcome())
+        idle_warning.bind(on_still_here=lambda *_: self.still_here())
+
+    # -- visitor actions -------------------------------------------------
+    def answer(self, value) -> None:
+        """A tap on an answer button: store it (one commit), then show the next step."""
+        self._guarded(lambda: self.flow.answer(value))
+
+    def skip(self) -> None:
+        """Leave the current question (or the comment) unanswered."""
+        self._guarded(self.flow.skip)
+
+    def submit_comment(self, text: str) -> None:
+        """Store the (scrubbed) comment and finish the visit."""
+        self._guarded(lambda: self.flow.submit_comment(text))
+
+    def switch_language(self, code: str) -> None:
+        """Change every text on screen at once."""
+        self.tr.switch(code)
+        self.screens["welcome"].current_language = code
+        self._guarded(lambda: self.flow.set_language(code) or self.flow.current())
+
+    def still_here(self) -> None:
+        """The visitor answered the idle warning: carry on where they were."""
+        self._stop_countdown()
+        self.idle_warning.dismiss(animation=False)
+        self.touched()
+
+    def touched(self, *_args) -> None:
+        """Any touch during a visit restarts the idle timer."""
+        if self.flow.in_visit and not self._countdown_event:
+            self._restart_idle()
+
+    # -- screens -----------------------------------------------------------
+    def to_welcome(self) -> None:
+        """Back to the start for the next visitor, in the default language."""
+        self._cancel_timers()
+        if self.flow.in_visit:
+            self.flow.abandon("abandoned")
+        if self.tr.lang != self.default_language:
+            self.switch_language(self.default_language)
+        self.show(self.flow.current())
+
+    def show(self, step: Step) -> None:
+        """Put ``step`` on screen."""
+        if step.kind == "welcome":
+            screen = self.screens["welcome"]
+            screen.question = step.question
+            screen.set_panel(self.panels[step.question.id])
+        elif step.kind == "question":
+            self.screens["question"].show(step.question, self.panels[step.question.id],
+                                          step.position, step.total)
+        elif step.kind == "comment":
+            self.screens["comment"].show(step.question)
+        elif step.kind == "thanks":
+            self._cancel_timers()
+            self._thanks_event = Clock.schedule_once(lambda _dt: self.to_welcome(),
+                                                     self.timeouts.thanks_s)
+        self.manager.current = step.kind if step.kind != "welcome" else "welcome"
+        if step.kind in ("question", "comment"):
+            self._restart_idle()
+
+    # -- timers ------------------------------------------------------------
+    def _restart_idle(self) -> None:
+        if self._idle_event is not None:
+            self._idle_event.cancel()
+        self._idle_event = Clock.schedule_once(lambda _dt: self._warn_idle(),
+                                               self.timeouts.idle_warning_s)
+
+    def _warn_idle(self) -> None:
+        self._idle_event = None
+        if not self.flow.in_visit:
+            return
+        self.idle_warning.seconds_left = self.timeouts.idle_reset_s
+        self.idle_warning.open(animation=False)
+        self._countdown_event = Clock.schedule_interval(self._count_down, 1.0)
+
+    def _count_down(self, _dt) -> bool:
+        self.idle_warning.seconds_left = max(0, self.idle_warning.seconds_left - 1)
+        if self.idle_warning.seconds_left > 0:
+            return True
+        self._stop_countdown()
+        self.idle_warning.dismiss(animation=False)
+        self._guarded(lambda: self.flow.abandon("idle"))
+        self.to_welcome()
+        return False
+
+    def _stop_countdown(self) -> None:
+        if self._countdown_event is not None:
+            self._countdown_event.cancel()
+            self._countdown_event = None
+
+    def _cancel_timers(self) -> None:
+        for event in (self._idle_event, self._thanks_event):
+            if event is not None:
+                event.cancel()
+        self._idle_event = self._thanks_event = None
+        self._stop_countdown()
+
+    def _guarded(self, action) -> None:
+        """Run a flow action; a storage failure is logged and the terminal carries on."""
+        try:
+            step = action()
+        except BalieError:
+            log.exception("could not store the visitor's answer; back to the welcome screen")
+            self._drop_visit()
+            return
+        if step is not None:
+            self.show(step)
+
+    def _drop_visit(self) -> None:
+        try:
+            self.flow.abandon("abandoned")
+        except BalieError:
+            log.exception("could not close the visit either")
+            self.flow.forget()
+        self._cancel_timers()
+        self.show(self.flow.current())

@@ -1,0 +1,73 @@
+"""Shared fixtures: Kivy set up for tests, a private Xvfb display, the real app on it.
+
+Kivy reads its environment and config at import, so this module sets them
+before anything imports Kivy. Xvfb is started here when no DISPLAY is set; a
+missing Xvfb is an error (scripts/test installs it), never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_KIVY_HOME = tempfile.mkdtemp(prefix="balie-kivy-home-")
+os.environ["KIVY_HOME"] = _KIVY_HOME
+os.environ["KIVY_NO_ARGS"] = "1"
+os.environ["KIVY_NO_FILELOG"] = "1"
+os.environ["KIVY_CLIPBOARD"] = "sdl2"
+os.environ.setdefault("KIVY_LOG_LEVEL", "warning")
+
+_XVFB: subprocess.Popen | None = None
+
+
+def _start_xvfb() -> None:
+    global _XVFB
+    binary = shutil.which("Xvfb")
+    if binary is None:
+        raise pytest.UsageError("Xvfb is not installed: run scripts/test (it installs xvfb) "
+                                "or apt-get install xvfb")
+    read_fd, write_fd = os.pipe()
+    _XVFB = subprocess.Popen(
+        [binary, "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        number = pipe.readline().strip()
+    if not number:
+        raise pytest.UsageError("Xvfb did not start (no display number reported)")
+    os.environ["DISPLAY"] = f":{number}"
+
+
+def pytest_configure(config):
+    if not os.environ.get("DISPLAY"):
+        _start_xvfb()
+
+
+def pytest_unconfigure(config):
+    if _XVFB is not None:
+        _XVFB.terminate()
+        _XVFB.wait(timeout=10)
+    shutil.rmtree(_KIVY_HOME, ignore_errors=True)
+
+
+@pytest.fixture
+def kiosk(tmp_path):
+    """The real app on the real (virtual) window, with a fresh buffer and short timeouts.
+
+    Yields a :class:`tests.kivy_driver.Driver`; the clock is controlled by it.
+    """
+    from tests.kivy_driver import start_app
+
+    driver = start_app(tmp_path)
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+SHIPPED = Path(__file__).resolve().parent.parent / "config"

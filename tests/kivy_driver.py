@@ -1,0 +1,168 @@
+"""Drive the real Kivy app in tests: touches through the event loop, a controlled clock.
+
+Kivy allows one window per process; every test builds a fresh app (fresh
+buffer) on that window and removes it afterwards. Touches are real
+:class:`MotionEvent` objects posted to ``EventLoop``, so they travel the same
+path as a finger: window -> screen -> widget.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kiosk.kivy_setup import configure
+
+configure(windowed=True, width=1280, height=800, touch_provider="mouse")
+
+from kivy.base import EventLoop  # noqa: E402
+from kivy.clock import Clock  # noqa: E402
+from kivy.core.window import Window  # noqa: E402
+from kivy.input.motionevent import MotionEvent  # noqa: E402
+
+from kiosk.app import BalieApp  # noqa: E402
+from kiosk.buffer import Buffer  # noqa: E402
+from kiosk.questionnaire import load_questionnaire  # noqa: E402
+from kiosk.settings import load_settings  # noqa: E402
+
+EventLoop.ensure_window()
+
+
+class FakeTouch(MotionEvent):
+    """One finger at window coordinates (x, y)."""
+
+    _next_id = 1000
+
+    def __init__(self, x, y):
+        FakeTouch._next_id += 1
+        super().__init__("test", FakeTouch._next_id,
+                         {"x": x / float(Window.width), "y": y / float(Window.height)},
+                         is_touch=True, type_id="touch")
+        self.profile = ["pos"]
+
+    def depack(self, args):
+        self.sx, self.sy = args["x"], args["y"]
+        super().depack(args)
+
+
+class ControlledTime:
+    """Replaces the Kivy clock's time source so tests advance time instead of sleeping."""
+
+    def __init__(self):
+        self._real = Clock.time
+        self._real_fps = Clock._max_fps
+        self.now = self._real()
+        Clock.time = lambda: self.now
+        # The frame limiter waits for the clock to move on; with a clock that
+        # only moves when told, it would wait forever.
+        Clock._max_fps = 0
+
+    def restore(self):
+        Clock.time = self._real
+        Clock._max_fps = self._real_fps
+
+
+def test_settings(**timeouts):
+    """The shipped settings with short, test-friendly timeouts (overridable)."""
+    settings = load_settings(None)
+    values = dict(idle_warning_s=30, idle_reset_s=10, thanks_s=5, rapid_repeat_s=20)
+    values.update(timeouts)
+    return settings.model_copy(update={"timeouts": settings.timeouts.model_copy(update=values)})
+
+
+class Driver:
+    """What a test does to the app: tap widgets, advance time, look at the screen."""
+
+    def __init__(self, app: BalieApp, time: ControlledTime, buffer_path: Path):
+        self.app = app
+        self.time = time
+        self.buffer_path = buffer_path
+
+    @property
+    def navigator(self):
+        return self.app.navigator
+
+    @property
+    def screen(self) -> str:
+        """The name of the screen on show."""
+        return self.app.root.current
+
+    def current_screen(self):
+        return self.app.root.current_screen
+
+    def frames(self, count: int = 2) -> None:
+        """Let Kivy run ``count`` frames (layout, drawing, due clock events)."""
+        for _ in range(count):
+            EventLoop.idle()
+
+    def advance(self, seconds: float, step: float = 0.5) -> None:
+        """Move the clock on by ``seconds``, running frames along the way."""
+        remaining = seconds
+        while remaining > 0:
+            delta = min(step, remaining)
+            self.time.now += delta
+            remaining -= delta
+            self.frames(1)
+        self.frames(1)
+
+    def tap(self, widget) -> None:
+        """Press and release a finger on the centre of ``widget``."""
+        self.frames(2)
+        assert widget.get_root_window() is not None, f"{widget!r} is not on the window"
+        x, y = widget.to_window(*widget.center)
+        self.tap_at(x, y)
+
+    def tap_at(self, x: float, y: float) -> None:
+        touch = FakeTouch(x, y)
+        EventLoop.post_dispatch_input("begin", touch)
+        self.frames(1)
+        touch.move({"x": x / float(Window.width), "y": y / float(Window.height)})
+        EventLoop.post_dispatch_input("end", touch)
+        self.frames(2)
+
+    def panel(self, question_id: str):
+        return self.navigator.panels[question_id]
+
+    def button_for(self, question_id: str, value):
+        """The answer button of ``question_id`` that gives ``value``."""
+        panel = self.panel(question_id)
+        if panel.question.type == "yesno":
+            return panel.ids.yes if value == "yes" else panel.ids.no
+        values = list(panel.question.allowed_values())
+        return panel.buttons[values.index(value)]
+
+    def screenshot(self, path: Path) -> Path:
+        """Save what the window shows as a PNG."""
+        self.frames(3)
+        Window.screenshot(name=str(path))
+        # Window.screenshot numbers the file name ("name0001.png"); find what it wrote.
+        written = sorted(path.parent.glob(path.stem + "*" + path.suffix))
+        target = written[-1]
+        if target != path:
+            target.replace(path)
+        return path
+
+    def close(self) -> None:
+        self.navigator._cancel_timers()
+        if self.navigator.idle_warning.parent is not None:
+            self.navigator.idle_warning.dismiss(animation=False)
+        Window.unbind(on_touch_down=self.navigator.touched)
+        Window.unbind(on_request_close=self.app._refuse_close)
+        Window.remove_widget(self.app.root)
+        self.app.buffer.close()
+        self.time.restore()
+        self.frames(2)
+
+
+def start_app(tmp_path: Path, *, settings=None, lockdown: bool = True) -> Driver:
+    """Build a fresh app with a fresh buffer in ``tmp_path`` and show it."""
+    settings = settings or test_settings()
+    buffer_path = tmp_path / "buffer.sqlite3"
+    buffer = Buffer.open(buffer_path)
+    questionnaire = load_questionnaire(settings.questionnaire_path)
+    time = ControlledTime()
+    app = BalieApp(settings=settings, questionnaire=questionnaire, buffer=buffer,
+                   lockdown=lockdown)
+    app._run_prepare()
+    driver = Driver(app, time, buffer_path)
+    driver.frames(3)
+    return driver
