@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kivy.app import App
+from kivy.clock import Clock
 from kivy.core.window import Window
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
@@ -46,7 +47,8 @@ class BalieApp(App):
         flow = VisitorFlow(self.questionnaire, self.buffer,
                            location_id=settings.location.id,
                            language=settings.languages.default,
-                           rapid_repeat_s=settings.timeouts.rapid_repeat_s)
+                           rapid_repeat_s=settings.timeouts.rapid_repeat_s,
+                           monotonic=lambda: Clock.time())
         screens = {"welcome": WelcomeScreen(), "question": QuestionScreen(),
                    "comment": CommentScreen(), "thanks": ThanksScreen()}
         manager = ScreenManager(transition=NoTransition())

@@ -79,7 +79,7 @@ def cmd_run(args) -> int:
     return 0
 
 
-def status_report(settings, questionnaire, stats) -> dict:
+def status_report(settings, questionnaire, stats, note: str | None = None) -> dict:
     """The status as a plain dict (the ``--json`` output)."""
     last = stats.last_response_at
     return {
@@ -96,7 +96,17 @@ def status_report(settings, questionnaire, stats) -> dict:
         "questionnaire": {"id": questionnaire.id, "version": questionnaire.version},
         "location": {"id": settings.location.id, "name": settings.location.name},
         "buffer": {"path": str(stats.path)},
+        "note": note,
     }
+
+
+def _no_buffer_stats(path: Path):
+    """Zero counts for a data folder where the terminal has not stored anything yet."""
+    from kiosk.buffer import BufferStats
+
+    return BufferStats(responses_total=0, responses_unsent=0, responses_sent=0,
+                       responses_quarantined=0, responses_open=0, answers_total=0,
+                       last_response_at=None, path=path)
 
 
 def cmd_status(args) -> int:
@@ -106,8 +116,15 @@ def cmd_status(args) -> int:
 
     settings = _settings(args)
     questionnaire = load_questionnaire(settings.questionnaire_path)
-    stats = Buffer.inspect(_data_dir(args, settings) / BUFFER_FILE)
-    report = status_report(settings, questionnaire, stats)
+    path = (_data_dir(args, settings) / BUFFER_FILE).expanduser().absolute()
+    note = None
+    if path.exists():
+        stats = Buffer.inspect(path)
+    else:  # nothing stored yet is a normal state, not an error; and status creates nothing
+        stats = _no_buffer_stats(path)
+        note = ("no buffer yet: the terminal has not run with this data folder "
+                "(check --data-dir or BALIE_DATA_DIR if you expected one)")
+    report = status_report(settings, questionnaire, stats, note)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -119,6 +136,8 @@ def cmd_status(args) -> int:
           f"{r['quarantined']} quarantined, {r['open']} in progress")
     print(f"Answers:       {report['answers']['total']}")
     print(f"Last response: {report['last_response_at'] or 'none yet'}")
+    if note:
+        print(f"Note:          {note}")
     return 0
 
 

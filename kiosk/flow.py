@@ -87,11 +87,18 @@ class VisitorFlow:
             self.buffer.set_language(self._draft, language)
 
     def answer(self, value) -> Step:
-        """Store ``value`` for the current question (one commit), then return the next step."""
+        """Store ``value`` for the current question (one commit), then return the next step.
+
+        A refused value (``ValueError``) changes nothing: a refused first tap
+        does not start a visit. Text for a comment question is scrubbed, as
+        with :meth:`submit_comment`.
+        """
+        question = self.questionnaire.questions[self._index]
+        if question.type == "comment":
+            return self.submit_comment(value)
+        question.check_value(value)
         if self._draft is None:
             self._begin()
-        question = self.questionnaire.questions[self._index]
-        question.check_value(value)
         self.buffer.record_answer(
             self._draft, question_id=question.id, aspect=question.aspect, value=value
         )

@@ -61,9 +61,10 @@ class Translator(EventDispatcher):
     """An observable ``_()``: kv rules that call ``tr._(...)`` re-render on :meth:`switch`.
 
     The kv compiler binds to the attribute ``_``; :meth:`fbind` keeps those
-    callbacks and :meth:`switch` calls them (the pattern of
-    tito/kivy-gettext-example). ``lang`` is also a normal Kivy property for
-    Python code that wants to listen.
+    callbacks, :meth:`switch` calls them (the pattern of
+    tito/kivy-gettext-example) and :meth:`unbind_uid` drops them again, as
+    the kv compiler does when a rule is rebound or unbound. ``lang`` is also
+    a normal Kivy property for Python code that wants to listen.
     """
 
     lang = StringProperty("nl")
@@ -72,7 +73,8 @@ class Translator(EventDispatcher):
         super().__init__(**kwargs)
         self._directory = Path(directory)
         self._catalogs: dict[str, dict[str, str]] = {}
-        self._observers: list[tuple] = []
+        self._observers: dict[int, tuple] = {}  # uid -> (func, largs, kwargs)
+        self._last_uid = 0
         self._current: dict[str, str] = {}
         self.switch(language)
 
@@ -91,24 +93,40 @@ class Translator(EventDispatcher):
             self._catalogs[language] = load_catalog(path) if path.is_file() else {}
         self._current = self._catalogs[language]
         self.lang = language
-        for func, largs, _kwargs in list(self._observers):
+        for uid, (func, largs, _kwargs) in list(self._observers.items()):
             # The kv compiler binds with ``fbind("_", fn, args)`` and its
             # callbacks take ``(args, instance, value)``.
-            func(*largs, None, None)
+            try:
+                func(*largs, None, None)
+            except ReferenceError:
+                # The widget that bound it is gone (kv holds it by weak proxy);
+                # Kivy's own properties drop such observers silently too.
+                self._observers.pop(uid, None)
 
     def fbind(self, name, func, *largs, **kwargs):
         if name == "_":
-            self._observers.append((func, largs, kwargs))
-            return len(self._observers)
+            self._last_uid += 1
+            self._observers[self._last_uid] = (func, largs, kwargs)
+            return self._last_uid
         return super().fbind(name, func, *largs, **kwargs)
 
     def funbind(self, name, func, *largs, **kwargs):
         if name == "_":
             key = (func, largs, kwargs)
-            if key in self._observers:
-                self._observers.remove(key)
+            for uid, observer in list(self._observers.items()):
+                if observer == key:
+                    del self._observers[uid]
+                    break
             return None
         return super().funbind(name, func, *largs, **kwargs)
+
+    def unbind_uid(self, name, uid):
+        # The kv compiler unbinds with the uid fbind returned (when an
+        # intermediate like ``root.tr`` changes, or Builder.unbind_property).
+        if name == "_":
+            self._observers.pop(uid, None)
+            return None
+        return super().unbind_uid(name, uid)
 
 
 def N_(text: str) -> str:

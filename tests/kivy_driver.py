@@ -58,6 +58,9 @@ class ControlledTime:
 
     def restore(self):
         Clock.time = self._real
+        # The frame limiter sleeps until (last tick + 1/fps): a last tick taken
+        # from the advanced fake clock would make it sleep that far ahead.
+        Clock._last_tick = self._real()
         Clock._max_fps = self._real_fps
 
 
@@ -148,9 +151,11 @@ class Driver:
         Window.unbind(on_touch_down=self.navigator.touched)
         Window.unbind(on_request_close=self.app._refuse_close)
         Window.remove_widget(self.app.root)
-        self.app.buffer.close()
-        self.time.restore()
+        # on_stop closes the buffer, and makes kv's ``app`` proxy forget this app
+        # (it caches the first running app until that app stops).
+        self.app.dispatch("on_stop")
         self.frames(2)
+        self.time.restore()
 
 
 def start_app(tmp_path: Path, *, settings=None, lockdown: bool = True) -> Driver:

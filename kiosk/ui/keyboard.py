@@ -8,7 +8,7 @@ from kivy.uix.boxlayout import BoxLayout
 from kiosk.ui.widgets import BigButton
 
 #: Rows of character keys; special keys are added around them.
-ROWS = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm,.")
+ROWS = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm,.-")
 
 
 class KeyButton(BigButton):
