@@ -331,7 +331,10 @@ def _run(args, base: Path, work: Path) -> int:
             print(f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks")
             for line in stat.traceback.format(limit=6)[-12:]:
                 print("     " + line)
-    driver.close()
+    # Not driver.close(): it runs frames on the real clock, which is now far behind the
+    # controlled one (hours of simulated idle time), so Kivy's frame limiter would wait.
+    driver.navigator._cancel_timers()
+    driver.app.buffer.close()
     return 0 if ok else 1
 
 

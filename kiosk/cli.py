@@ -61,7 +61,7 @@ def _data_dir(args, settings) -> Path:
 def cmd_run(args) -> int:
     """Open the buffer, configure Kivy and run the app until it is stopped."""
     from kiosk.buffer import Buffer
-    from kiosk.kivy_setup import configure, prepare_environment
+    from kiosk.kivy_setup import configure, prepare_environment, quiet_known_noise
     from kiosk.questionnaire import load_questionnaire
 
     settings = _settings(args)
@@ -69,6 +69,7 @@ def cmd_run(args) -> int:
     folder = _data_dir(args, settings)
     buffer = Buffer.open(folder / BUFFER_FILE)
     prepare_environment(folder / "kivy")
+    quiet_known_noise()
     display = settings.display
     configure(windowed=args.windowed, width=display.width, height=display.height,
               touch_provider=display.touch_provider)

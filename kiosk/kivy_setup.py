@@ -6,13 +6,17 @@ imports it (``kivy.app``, widgets): Kivy reads its config once, at import.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 #: Input provider lines per ``display.touch_provider`` setting. Exactly one
-#: provider is configured: two providers for the same panel (e.g. SDL's mouse
-#: emulation plus hidinput) deliver every tap twice.
+#: source of touches is configured: two for the same panel (e.g. SDL's touch
+#: events plus hidinput, or SDL's mouse emulation plus the mouse provider)
+#: deliver every tap twice. Kivy's SDL2 window always adds its own provider
+#: for SDL finger events; "sdl" therefore configures nothing more.
 _PROVIDERS = {
+    "sdl": None,
     "mouse": ("mouse", "mouse,disable_multitouch"),
     "probesysfs": ("touch", "probesysfs,provider=hidinput"),
     "hidinput": ("touch", "hidinput,/dev/input/event0"),
@@ -24,10 +28,29 @@ def prepare_environment(kivy_home: Path) -> None:
     """Set the environment Kivy reads at import: no argv parsing, a private KIVY_HOME."""
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     os.environ.setdefault("KIVY_NO_FILELOG", "1")  # logs go to stderr (the journal), not files
-    os.environ.setdefault("KIVY_CLIPBOARD", "sdl2")  # no probing for xclip/xsel binaries
+    os.environ.setdefault("KIVY_CLIPBOARD", "sdl2")
+    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")  # one log line per record, via logging
     if "KIVY_HOME" not in os.environ:
         kivy_home.mkdir(parents=True, exist_ok=True)
         os.environ["KIVY_HOME"] = str(kivy_home)
+
+
+class _CutBufferNoise(logging.Filter):
+    """Drops Kivy's CRITICAL "no Cutbuffer provider" line.
+
+    Kivy probes for the xclip/xsel programs (X11 middle-click paste) whenever a
+    TextInput is imported and logs their absence as CRITICAL. A kiosk has no
+    middle button and no X clipboard; the line would only alarm whoever reads
+    the journal.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Cutbuffer" not in record.getMessage()
+
+
+def quiet_known_noise() -> None:
+    """Install the log filters for Kivy messages that are harmless on a kiosk."""
+    logging.getLogger("kivy").addFilter(_CutBufferNoise())
 
 
 def configure(*, windowed: bool, width: int, height: int, touch_provider: str) -> None:
@@ -50,5 +73,6 @@ def configure(*, windowed: bool, width: int, height: int, touch_provider: str) -
         Config.remove_option("input", option)
     if not Config.has_section("input"):
         Config.add_section("input")
-    name, line = _PROVIDERS["mouse" if windowed else touch_provider]
-    Config.set("input", name, line)
+    provider = _PROVIDERS["mouse" if windowed else touch_provider]
+    if provider is not None:
+        Config.set("input", *provider)

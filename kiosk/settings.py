@@ -41,7 +41,7 @@ CONTRAST_PAIRS = (("text", "background"), ("muted_text", "background"),
                   ("text", "surface"), ("on_primary", "primary"))
 MIN_CONTRAST = 4.5
 MIN_IDLE_RESET_S = 5.0
-TOUCH_PROVIDERS = ("probesysfs", "hidinput", "mtdev", "mouse")
+TOUCH_PROVIDERS = ("sdl", "probesysfs", "hidinput", "mtdev", "mouse")
 _HEX = re.compile(r"#[0-9A-Fa-f]{6}")
 _LANG = re.compile(r"[a-z]{2}")
 
@@ -208,7 +208,7 @@ class DisplaySettings(_Section):
 
     width: Pixels = 1280
     height: Pixels = 800
-    touch_provider: Annotated[StrictStr, AfterValidator(_touch_provider)] = "probesysfs"
+    touch_provider: Annotated[StrictStr, AfterValidator(_touch_provider)] = "sdl"
 
 
 class BufferSettings(_Section):

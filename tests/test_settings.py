@@ -74,7 +74,7 @@ def test_built_in_defaults_have_the_documented_values():
     assert isinstance(s.timeouts.idle_warning_s, float)
     assert s.theme.municipality_name == "Gemeente Voorbeeld"
     assert s.admin.pin_hash == ""
-    assert (s.display.width, s.display.height, s.display.touch_provider) == (1280, 800, "probesysfs")
+    assert (s.display.width, s.display.height, s.display.touch_provider) == (1280, 800, "sdl")
     assert s.data_dir is None
 
 
@@ -222,7 +222,7 @@ def test_location_id_must_be_a_slug(config_folder):
 def test_unknown_touch_provider_lists_the_known_ones(config_folder):
     assert only_problem(write(config_folder, '[display]\ntouch_provider = "wm_touch"\n')) == (
         "display.touch_provider: unknown touch provider 'wm_touch'; "
-        "use one of probesysfs, hidinput, mtdev, mouse")
+        "use one of sdl, probesysfs, hidinput, mtdev, mouse")
 
 
 def test_display_size_must_be_positive_whole_pixels(config_folder):
