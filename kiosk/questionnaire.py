@@ -9,15 +9,13 @@ Use::
 
 A bad file raises :class:`~kiosk.errors.QuestionnaireError`; each of its problems names
 the place (``question 'wachttijd' (#2), field 'faces'``) and says what is wrong.
-The helpers :func:`read_toml` and :func:`explain_validation_error` are shared with
-:mod:`kiosk.settings`.
+Reading the file and wording the errors is :mod:`kiosk.configfile`'s job.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-import typing
 from pathlib import Path
 from typing import Annotated, Any, Callable
 
@@ -31,9 +29,9 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
-from kiosk.errors import ConfigError, QuestionnaireError
+from kiosk.configfile import describe, explain_validation_error, problem, read_toml, toml_problem
+from kiosk.errors import QuestionnaireError
 
 QUESTION_TYPES = ("grade", "smiley", "choice", "yesno", "comment")
 DEFAULT_MAX_LENGTH = 500
@@ -48,16 +46,6 @@ _TYPE_FIELDS = {
     "comment": {"max_length"},
 }
 _ALL_TYPE_FIELDS = set().union(*_TYPE_FIELDS.values())
-
-
-def problem(message: str, kind: str = "balie", **ctx: Any) -> PydanticCustomError:
-    """A validation error whose message is shown to the administrator as written.
-
-    ``kind="balie_fields"`` carries ``problems=[(field, message), ...]`` for one model;
-    ``kind="balie_list"`` carries ``problems=[full message, ...]`` that name their own place.
-    """
-    template = message.replace("{", "{{").replace("}", "}}")
-    return PydanticCustomError(kind, template, ctx or None)
 
 
 # --- small validated types -------------------------------------------------------------
@@ -354,160 +342,3 @@ def _questionnaire_place(data: dict) -> Callable[[tuple], tuple[str, tuple]]:
         return "", loc
 
     return place
-
-
-# --- shared helpers for TOML config files ----------------------------------------------
-
-def read_toml(path: str | Path, error: type[ConfigError] = ConfigError) -> dict:
-    """Parse the TOML file at ``path``; any failure becomes ``error(path, [plain message])``."""
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise error(path, ["file not found"]) from None
-    except IsADirectoryError:
-        raise error(path, ["this is a folder, not a file"]) from None
-    except OSError as exc:
-        raise error(path, [f"cannot read the file: {exc.strerror or exc}"]) from None
-    except UnicodeDecodeError as exc:
-        raise error(path, [f"the file is not UTF-8 text (byte {exc.start})"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise error(path, [toml_problem(exc)]) from None
-
-
-def toml_problem(exc: tomllib.TOMLDecodeError) -> str:
-    """``line 12, column 5: Expected '=' ...`` from tomllib's ``... (at line 12, column 5)``."""
-    message = str(exc)
-    found = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
-    if found:
-        return f"line {found[1]}, column {found[2]}: {message[:found.start()]}"
-    found = re.search(r"\s*\(at end of document\)$", message)
-    if found:
-        return f"at the end of the file: {message[:found.start()]}"
-    return f"TOML syntax error: {message}"
-
-
-def explain_validation_error(
-    exc: ValidationError, root: type[BaseModel], place: Callable[[tuple], tuple[str, tuple]]
-) -> list[str]:
-    """Turn pydantic's errors into one plain sentence each, naming the place.
-
-    ``place(loc)`` returns a prefix (e.g. ``question 'x' (#2)``) and the rest of the loc,
-    which is shown as the field (``field 'text.nl'``).
-    """
-    problems: list[str] = []
-    errors = exc.errors()
-    for err in errors:
-        loc = err["loc"]
-        ctx = err.get("ctx") or {}
-        if err["type"] == "too_short" and any(
-            len(other["loc"]) > len(loc) and other["loc"][: len(loc)] == loc for other in errors
-        ):
-            continue  # a list whose entries are bad: the entries' own errors say why
-        if err["type"] == "balie_list":
-            problems.extend(ctx["problems"])
-            continue
-        prefix, rest = place(loc)
-        if err["type"] == "balie_fields":
-            for field, message in ctx["problems"]:
-                problems.append(_join(prefix, (field,), message))
-            continue
-        problems.append(_join(prefix, rest, _plain_message(err, root)))
-    return problems
-
-
-def _join(prefix: str, rest: tuple, message: str) -> str:
-    keys = [str(part) for part in rest if isinstance(part, str) and part != "[key]"]
-    if rest and rest[-1] == "[key]":
-        keys = keys[:-1]  # the bad key itself is named in the message
-    entries = [f"entry #{part + 1}" for part in rest if isinstance(part, int)]
-    where = [prefix] if prefix else []
-    if keys:
-        where.append(f"field {'.'.join(keys)!r}")
-    where.extend(entries)
-    return f"{', '.join(where)}: {message}" if where else message
-
-
-def describe(value: Any) -> str:
-    """A short, TOML-flavoured description of a value for messages."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value if len(value) <= 40 else value[:37] + "...")
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    return f"a {type(value).__name__}"
-
-
-_PLAIN = {
-    "missing": "is required",
-    "string_type": "must be text in quotes, got {got}",
-    "int_type": "must be a whole number, got {got}",
-    "int_parsing": "must be a whole number, got {got}",
-    "int_from_float": "must be a whole number, got {got}",
-    "float_type": "must be a number, got {got}",
-    "float_parsing": "must be a number, got {got}",
-    "bool_type": "must be true or false, got {got}",
-    "model_type": "must be a table (a [section] or {{ key = ... }}), got {got}",
-    "model_attributes_type": "must be a table (a [section] or {{ key = ... }}), got {got}",
-    "dict_type": "must be a table of languages (like text.nl = \"...\"), got {got}",
-    "tuple_type": "must be a list [ ... ], got {got}",
-    "list_type": "must be a list [ ... ], got {got}",
-    "greater_than": "must be more than {gt}, got {got}",
-    "greater_than_equal": "must be at least {ge}, got {got}",
-    "less_than": "must be less than {lt}, got {got}",
-    "less_than_equal": "must be at most {le}, got {got}",
-    "literal_error": "must be one of {expected}, got {got}",
-    "path_type": "must be a file path in quotes, got {got}",
-}
-
-
-def _plain_message(err: dict, root: type[BaseModel]) -> str:
-    kind, ctx = err["type"], dict(err.get("ctx") or {})
-    if kind == "balie":
-        return err["msg"]
-    if kind in ("too_short", "too_long") and "actual_length" in ctx:
-        limit = ctx.get("min_length", ctx.get("max_length"))
-        word = "entry" if limit == 1 else "entries"
-        side = "at least" if kind == "too_short" else "at most"
-        return f"needs {side} {limit} {word}, got {ctx['actual_length']}"
-    if kind == "extra_forbidden":
-        known = _known_fields(root, err["loc"][:-1])
-        hint = f" (known fields: {', '.join(known)})" if known else ""
-        return f"unknown field; check the spelling{hint}"
-    if kind in _PLAIN:
-        # limits like gt=0 on a float field: show "0", as a TOML user writes it
-        ctx = {key: f"{value:g}" if isinstance(value, float) else value for key, value in ctx.items()}
-        try:
-            return _PLAIN[kind].format(got=describe(err.get("input")), **ctx)
-        except (KeyError, IndexError):
-            pass
-    return err["msg"].removeprefix("Value error, ")
-
-
-def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
-    """The field names allowed at ``loc`` inside ``model`` (walking nested models)."""
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part)
-        nested = _model_in(field.annotation) if field else None
-        if nested is None:
-            return []
-        model = nested
-    return list(model.model_fields)
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        if arg is not Ellipsis and arg is not type(None):
-            found = _model_in(arg)
-            if found:
-                return found
-    return None

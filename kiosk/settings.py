@@ -33,7 +33,8 @@ from pydantic import (
 
 from kiosk import paths
 from kiosk.errors import ConfigError
-from kiosk.questionnaire import Slug, describe, explain_validation_error, problem, read_toml
+from kiosk.configfile import describe, explain_validation_error, problem, read_toml
+from kiosk.questionnaire import Slug
 
 COLOURS = ("background", "surface", "primary", "on_primary", "text", "muted_text", "accent", "danger")
 # (foreground, background) pairs that carry text; WCAG 1.4.3 asks 4.5:1 for normal text.

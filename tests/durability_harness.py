@@ -98,10 +98,15 @@ def _read_all(fd: int) -> bytes:
         chunks.append(chunk)
 
 
-def _read_until_ready(fd: int) -> bytes:
-    """Read from the recorder until its "ready" line (or EOF); return what was read."""
+def _read_until_recording(fd: int) -> bytes:
+    """Read from the recorder until its first acknowledged answer (or EOF); return what was read.
+
+    Timing the kill from the first ack rather than from "ready" keeps the
+    trials about recording even on a loaded machine, where the first commit
+    alone may take longer than the whole random delay.
+    """
     data = b""
-    while b"R\n" not in data:
+    while b"\nA " not in data:
         chunk = os.read(fd, 65536)
         if not chunk:
             break
@@ -114,9 +119,9 @@ def run_kill_trials(path: Path, kills: int, seed: int, *, max_delay: float = 0.0
     """Run ``kills`` trials against the buffer file ``path``; return the summary.
 
     ``max_delay``: each recorder is killed ``uniform(0, max_delay)`` seconds
-    after it said it was ready (or after the fork, see ``startup_share``).
+    after its first acknowledged answer (or after the fork, see ``startup_share``).
     ``startup_share``: the share of kills timed from the fork rather than from
-    the recorder's "ready" line, so that they hit its start-up.
+    the first ack, so that they hit its start-up and first commit.
     ``progress``: called with ``(trial, summary)`` every 100 trials.
     """
     rng = random.Random(seed)
@@ -131,7 +136,7 @@ def run_kill_trials(path: Path, kills: int, seed: int, *, max_delay: float = 0.0
         child_seed = rng.getrandbits(32)
         delay = rng.uniform(0, max_delay)
         # Most kills land while answers are being recorded (timed from the
-        # recorder's "ready"); some during its start-up (timed from the fork).
+        # recorder's first ack); some during its start-up (timed from the fork).
         during_startup = rng.random() < startup_share
         sys.stdout.flush()
         sys.stderr.flush()
@@ -142,7 +147,7 @@ def run_kill_trials(path: Path, kills: int, seed: int, *, max_delay: float = 0.0
         os.close(write_fd)
         head = b""
         if not during_startup:
-            head = _read_until_ready(read_fd)
+            head = _read_until_recording(read_fd)
         time.sleep(delay)
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
