@@ -184,15 +184,23 @@ _COUNTRY_PREFIX_RE = re.compile(r"(?:\+|\b00)\d{1,3}[ .\-]*(?:\(0\)[ .\-]*)?$")
 
 
 def _sub_bsn(text: str, found: dict[str, int]) -> str:
-    def repl(m: re.Match[str]) -> str:
-        if not _bsn.is_valid(m.group()):
-            return m.group()
-        if _COUNTRY_PREFIX_RE.search(text, max(0, m.start() - 12), m.start()):
-            return m.group()  # a phone number; the phone pass takes it
+    # Candidates may overlap ("2351 15 033 155 896" holds the invalid
+    # "2351 15 033" and the valid "033 155 896"), so a candidate that is not a
+    # BSN only moves the search on by one character, not past itself.
+    out: list[str] = []
+    pos = search_from = 0
+    while (m := _BSN_RE.search(text, search_from)) is not None:
+        is_bsn = _bsn.is_valid(m.group()) and not _COUNTRY_PREFIX_RE.search(
+            text, max(0, m.start() - 12), m.start())  # after a country code: a phone number
+        if not is_bsn:
+            search_from = m.start() + 1
+            continue
+        out.append(text[pos:m.start()])
+        out.append(PLACEHOLDERS["bsn"])
         found["bsn"] = found.get("bsn", 0) + 1
-        return PLACEHOLDERS["bsn"]
-
-    return _BSN_RE.sub(repl, text)
+        pos = search_from = m.end()
+    out.append(text[pos:])
+    return "".join(out)
 
 
 # --------------------------------------------------------------------------

@@ -455,10 +455,12 @@ if given is not None:
         else:
             sep = form[3]
             written = sep.join((number[:3], number[3:6], number[6:]))
-        comment = " ".join(part for part in (before, written, after) if part)
+        # Letter words around the number: digits of a neighbouring word written
+        # right next to it ("15 123 456 782") make the grouping itself ambiguous.
+        comment = " ".join(part for part in (before, "nummer", written, "graag", after) if part)
         r = scrub(comment)
         assert r.found == {"bsn": 1}
-        assert r.text == " ".join(part for part in (before, "[BSN]", after) if part)
+        assert r.text == " ".join(part for part in (before, "nummer", "[BSN]", "graag", after) if part)
 
     @settings(max_examples=200, deadline=None)
     @given(st.text(alphabet="0123456789", min_size=8, max_size=8), _words, _words)
@@ -473,3 +475,14 @@ if given is not None:
     @given(_words)
     def test_property_ordinary_words_and_numbers_survive(comment):
         assert scrub(comment) == ScrubResult(text=comment, found={})
+
+
+@pytest.mark.parametrize("comment, expected", [
+    ("2351 15 033 155 896 om wachttijd", "2351 15 [BSN] om wachttijd"),
+    ("2024 15 772 790 553 75,50 huisnummer AB", "2024 15 [BSN] 75,50 huisnummer AB"),
+    ("2351 15 024-224-005", "2351 15 [BSN]"),
+])
+def test_a_bsn_right_after_other_numbers_is_still_found(comment, expected):
+    # An invalid candidate made of the numbers before it ("2351 15 033") must
+    # not hide the valid BSN that overlaps it.
+    assert scrub(comment).text == expected
