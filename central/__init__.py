@@ -1,0 +1,1 @@
+"""Balie central: receives the terminals' responses and keeps the analysis database."""

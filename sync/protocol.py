@@ -1,0 +1,165 @@
+"""The wire protocol between a terminal and central: one schema, used by both ends.
+
+Use (device)::
+
+    batch = Batch(device_id=device_id, app_version=__version__, sent=ClockReading(...),
+                  responses=[ResponseRecord(...), ...])
+    body = batch.model_dump_json().encode()          # POST {central}/api/v1/batches
+
+Use (central)::
+
+    batch = Batch.model_validate_json(body)          # 422 with the reason when invalid
+    BatchResult(results=[RecordResult(id=r.id, status="accepted"), ...])
+
+Rules (../shared/DESIGN.md, "Protocol rules"):
+
+* A response is identified by its client UUID (``id``) and carries the device's
+  sequence number (``seq``); central tracks which sequence numbers it has, so
+  gaps are visible.
+* Re-sending a response is harmless: central answers ``duplicate``, which counts
+  as success. The same ``id`` with other content is ``rejected`` (a conflict) and
+  the stored data stays untouched. ``rejected`` records go to the device's
+  quarantine, never retried.
+* Batches are bounded: at most :data:`MAX_RECORDS` responses and
+  :data:`MAX_BODY_BYTES` bytes after gzip decompression (413 otherwise: the
+  device halves its batch).
+* Time: each record carries wall clock + boot id + monotonic time as taken on
+  the device; each batch carries the device's clock reading at the moment of
+  sending (set anew at every attempt). Central computes
+  ``received_at - (sent.mono - record.mono)`` for records of the sending boot
+  and marks the others as unverified.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+
+#: Protocol version; the URL prefix ``/api/v1`` follows it.
+PROTOCOL_VERSION = 1
+BATCHES_PATH = "/api/v1/batches"
+HEARTBEAT_PATH = "/api/v1/heartbeat"
+HEALTH_PATH = "/healthz"
+
+#: Limits a batch must keep (central refuses larger ones with 413).
+MAX_RECORDS = 500
+MAX_ANSWERS_PER_RECORD = 64
+MAX_BODY_BYTES = 2 * 1024 * 1024
+MAX_TEXT = 2000
+
+Id = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Slug = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
+Lang = Annotated[StrictStr, Field(pattern=r"^[a-z]{2}$")]
+Uuid = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+Wall = Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
+Mono = Annotated[float, Field(ge=0, le=1e10, allow_inf_nan=False)]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClockReading(_Wire):
+    """The device's clocks at one moment: wall (Unix seconds), boot id, monotonic seconds since boot."""
+
+    wall: Wall
+    boot_id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    mono: Mono
+
+
+class AnswerRecord(_Wire):
+    """One answer as stored on the device."""
+
+    id: Uuid
+    ordinal: Annotated[StrictInt, Field(ge=1, le=MAX_ANSWERS_PER_RECORD)]
+    question_id: Slug
+    aspect: Slug | None = None
+    value: StrictInt | Annotated[StrictStr, Field(max_length=MAX_TEXT)]
+    at: ClockReading
+
+
+class QuestionnaireRef(_Wire):
+    """Which questionnaire (and so which wording) was asked."""
+
+    id: Slug
+    version: Annotated[StrictInt, Field(ge=1)]
+
+
+class ResponseRecord(_Wire):
+    """One visitor's closed response with its answers."""
+
+    id: Uuid
+    seq: Annotated[StrictInt, Field(ge=1)]
+    questionnaire: QuestionnaireRef
+    location_id: Id
+    language: Lang
+    started: ClockReading
+    closed_wall: Wall
+    end_reason: Literal["completed", "idle", "abandoned", "interrupted"]
+    suspect: bool = False
+    suspect_reason: Annotated[StrictStr, Field(max_length=500)] | None = None
+    answers: Annotated[list[AnswerRecord], Field(min_length=1, max_length=MAX_ANSWERS_PER_RECORD)]
+
+    @model_validator(mode="after")
+    def _answers_belong_together(self) -> "ResponseRecord":
+        ordinals = [a.ordinal for a in self.answers]
+        if len(set(ordinals)) != len(ordinals):
+            raise ValueError("answer ordinals must be unique within a response")
+        ids = [a.id for a in self.answers]
+        if len(set(ids)) != len(ids):
+            raise ValueError("answer ids must be unique within a response")
+        return self
+
+
+class Batch(_Wire):
+    """What a device POSTs to :data:`BATCHES_PATH`."""
+
+    device_id: Id
+    app_version: Annotated[StrictStr, Field(max_length=32)]
+    sent: ClockReading
+    responses: Annotated[list[ResponseRecord], Field(max_length=MAX_RECORDS)]
+
+
+Status = Literal["accepted", "duplicate", "rejected"]
+
+
+class RecordResult(_Wire):
+    """Central's verdict on one response. ``duplicate`` counts as success."""
+
+    id: StrictStr
+    status: Status
+    reason: StrictStr | None = None
+
+
+class BatchResult(_Wire):
+    """Central's reply to a batch: one result per response, in the order sent."""
+
+    received_at: Wall
+    results: list[RecordResult]
+
+
+class Heartbeat(_Wire):
+    """What a device POSTs to :data:`HEARTBEAT_PATH` on every sync round."""
+
+    device_id: Id
+    app_version: Annotated[StrictStr, Field(max_length=32)]
+    backlog: Annotated[StrictInt, Field(ge=0)]
+    quarantined: Annotated[StrictInt, Field(ge=0)]
+    last_error: Annotated[StrictStr, Field(max_length=1000)] | None = None
+    disk_free_bytes: Annotated[StrictInt, Field(ge=0)] | None = None
+    clock: ClockReading
+    clock_synced: bool | None = None
+
+
+class HeartbeatAck(_Wire):
+    """Central's reply to a heartbeat."""
+
+    received_at: Wall
+
+
+class ErrorBody(_Wire):
+    """The JSON body of every 4xx/5xx answer from central."""
+
+    error: StrictStr
+    detail: StrictStr | None = None
