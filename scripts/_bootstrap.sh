@@ -9,8 +9,11 @@ VENV=${BALIE_VENV:-$ROOT/.venv}
 # What the terminal and its tests need from Debian / Raspberry Pi OS:
 # xvfb + xauth: a virtual screen for the UI tests; libgl1 + libgl1-mesa-dri: OpenGL
 # for Kivy (software rendering under Xvfb); libmtdev1: Kivy's multitouch input;
-# xdotool: sends keys to the real window in tests.
-SYSTEM_PACKAGES=(xvfb xauth libgl1 libgl1-mesa-dri libmtdev1 xdotool)
+# xdotool: sends keys to the real window in tests; postgresql: the server binaries
+# (initdb, pg_ctl, postgres under /usr/lib/postgresql/<version>/bin, from postgresql-15 on
+# Debian 12) for the throwaway cluster the tests and benchmarks start themselves
+# (tests/postgres.py; the system's own cluster, if any, is not used).
+SYSTEM_PACKAGES=(xvfb xauth libgl1 libgl1-mesa-dri libmtdev1 xdotool postgresql)
 
 missing_packages() {
     local pkg

@@ -71,3 +71,42 @@ def kiosk(tmp_path):
 
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config"
+
+
+# --- PostgreSQL: one throwaway cluster per test session (tests/postgres.py) ---
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A private PostgreSQL cluster on 127.0.0.1, started on first use, deleted at the end.
+
+    fsync and synchronous_commit are off (suite only). Missing server binaries
+    fail the test with how to install them (scripts/test does), never a skip.
+    """
+    from tests.postgres import PostgresNotInstalled, start_cluster
+
+    try:
+        cluster = start_cluster(fast=True)
+    except PostgresNotInstalled as exc:
+        missing = str(exc)
+    else:
+        missing = None
+    if missing:
+        pytest.fail(missing, pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster, request):
+    """A fresh, empty database on the session cluster: ``postgresql+psycopg://...``.
+
+    Dropped (open connections closed) after the test.
+    """
+    name = pg_cluster.unique_name(request.node.name)
+    url = pg_cluster.create_database(name)
+    try:
+        yield url
+    finally:
+        pg_cluster.drop_database(name)
