@@ -1,0 +1,117 @@
+"""The analysis database's tables as SQLAlchemy 2 models: devices, responses, answers.
+
+Use::
+
+    from central.models import Base, Device, Response, Answer
+    conn.execute(insert(Answer.__table__), rows)        # Core for bulk work (central.ingest)
+    session.get(Device, "dev-1a2b3c4d")                  # ORM for the CLI
+
+Times are Unix seconds (UTC) as floats, like on the wire: ``*_wall``/``*_mono``/
+``*_boot`` are the device's raw clock readings, kept as sent; ``*_at`` are the
+server's (``received_at``) or corrected (``started_at``/``answered_at``) times.
+The schema itself is created by the Alembic migrations in ``central/migrations``;
+edit both together (a test compares them).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+UUID_LEN = 36
+
+
+class Base(DeclarativeBase):
+    """Declarative base of central's tables."""
+
+
+class Device(Base):
+    """An enrolled terminal, its token's hash, and what its last heartbeat said."""
+
+    __tablename__ = "devices"
+    __table_args__ = (UniqueConstraint("token_hash", name="uq_devices_token_hash"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # "dev-<8 hex>"
+    name: Mapped[str] = mapped_column(Text)
+    location: Mapped[str] = mapped_column(Text)
+    # sha256 hex of the token. The token is 32 random bytes (secrets.token_urlsafe):
+    # guessing it is hopeless, so a fast hash is enough (slow hashes are for
+    # low-entropy passwords) and lets every request look the device up by index.
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+    last_seen_at: Mapped[float | None] = mapped_column(Float)
+    app_version: Mapped[str | None] = mapped_column(String(32))
+    # From the last heartbeat (None until the first one).
+    heartbeat_at: Mapped[float | None] = mapped_column(Float)
+    backlog: Mapped[int | None] = mapped_column(BigInteger)
+    quarantined: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    disk_free_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    clock_wall: Mapped[float | None] = mapped_column(Float)
+    clock_boot: Mapped[str | None] = mapped_column(String(64))
+    clock_mono: Mapped[float | None] = mapped_column(Float)
+    clock_synced: Mapped[bool | None] = mapped_column(Boolean)
+    # Sequence bookkeeping: seq numbers are unique per device and start at 1,
+    # so the number of missing ones is highest_seq - seq_count.
+    highest_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    seq_count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Response(Base):
+    """One visitor's response as received, with raw and corrected times."""
+
+    __tablename__ = "responses"
+    __table_args__ = (UniqueConstraint("device_id", "seq", name="uq_responses_device_seq"),)
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)  # the client's UUID
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", name="fk_responses_device"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    questionnaire_id: Mapped[str] = mapped_column(String(64))
+    questionnaire_version: Mapped[int] = mapped_column(BigInteger)
+    location_id: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(2))
+    started_wall: Mapped[float] = mapped_column(Float)
+    started_boot: Mapped[str] = mapped_column(String(64))
+    started_mono: Mapped[float] = mapped_column(Float)
+    closed_wall: Mapped[float] = mapped_column(Float)
+    end_reason: Mapped[str] = mapped_column(String(16))
+    suspect: Mapped[bool] = mapped_column(Boolean)
+    suspect_reason: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[float] = mapped_column(Float)
+    # The clock reading of the batch that delivered this response.
+    sent_wall: Mapped[float] = mapped_column(Float)
+    sent_boot: Mapped[str] = mapped_column(String(64))
+    sent_mono: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float] = mapped_column(Float)  # corrected (central.timecorrect)
+    time_verified: Mapped[bool] = mapped_column(Boolean)
+    content_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the canonical record
+
+
+class Answer(Base):
+    """One answer of a response: the raw value, raw clocks and the corrected time."""
+
+    __tablename__ = "answers"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)  # the client's UUID
+    response_id: Mapped[str] = mapped_column(ForeignKey("responses.id", name="fk_answers_response"),
+                                             index=True)
+    ordinal: Mapped[int] = mapped_column(Integer)
+    question_id: Mapped[str] = mapped_column(String(64))
+    aspect: Mapped[str | None] = mapped_column(String(64))
+    value_num: Mapped[int | None] = mapped_column(BigInteger)
+    value_text: Mapped[str | None] = mapped_column(Text)
+    at_wall: Mapped[float] = mapped_column(Float)
+    at_boot: Mapped[str] = mapped_column(String(64))
+    at_mono: Mapped[float] = mapped_column(Float)
+    answered_at: Mapped[float] = mapped_column(Float)  # corrected (central.timecorrect)
+    time_verified: Mapped[bool] = mapped_column(Boolean)
