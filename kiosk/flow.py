@@ -24,7 +24,6 @@ from typing import Callable
 
 from kiosk.buffer import Buffer, ResponseDraft
 from kiosk.questionnaire import Question, Questionnaire
-from kiosk.scrub import scrub
 
 
 @dataclass(frozen=True)
@@ -115,6 +114,8 @@ class VisitorFlow:
         question = self.questionnaire.questions[self._index]
         if question.type != "comment":
             raise RuntimeError(f"question {question.id!r} is not a comment question")
+        from kiosk.scrub import scrub  # loaded on first use: keeps start-up short
+
         cleaned = scrub(text).text
         if cleaned:
             question.check_value(cleaned)

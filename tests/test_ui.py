@@ -215,3 +215,15 @@ def test_smileys_always_carry_a_text_label(kiosk):
         if question.type == "smiley":
             labels = [b.label.strip() for b in kiosk.panel(question.id).buttons]
             assert len(labels) == question.faces and all(labels), (question.id, labels)
+
+
+def test_the_comment_field_forgets_what_was_typed_after_sending(kiosk):
+    kiosk.tap(kiosk.button_for("totaal", 8))
+    for _ in FOLLOW_UPS:
+        kiosk.tap(kiosk.current_screen().ids.skip)
+    comment = kiosk.current_screen()
+    type_on_keyboard(kiosk, "bel 0612345678")
+    assert comment.ids.text._undo, "typing should have made undo history"
+    kiosk.tap(comment.ids.send)
+    assert comment.ids.text.text == ""
+    assert comment.ids.text._undo == [] and comment.ids.text._redo == []

@@ -22,12 +22,26 @@ class CommentScreen(Screen):
     def show(self, question) -> None:
         """Start with an empty text field for ``question``."""
         self.question = question
-        self.ids.text.text = ""
+        self._clear()
         self.ids.keyboard.shift = True
 
     def submit(self) -> None:
-        """Hand the typed text on."""
-        self.dispatch("on_submit", self.ids.text.text)
+        """Hand the typed text on, and forget it here."""
+        text = self.ids.text.text
+        self._clear()
+        self.dispatch("on_submit", text)
+
+    def skip(self) -> None:
+        """Leave the comment out, and forget whatever was typed."""
+        self._clear()
+        self.dispatch("on_skip")
+
+    def _clear(self) -> None:
+        # TextInput keeps an undo history of everything typed; clearing the
+        # text alone would keep earlier visitors' unscrubbed words in memory
+        # (and let Ctrl+Z bring them back), growing with every comment.
+        self.ids.text.text = ""
+        self.ids.text.reset_undo()
 
     def on_submit(self, text):
         """Default handler; the navigator binds the real one."""
