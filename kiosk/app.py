@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from kivy.app import App
 from kivy.clock import Clock
 from kivy.core.window import Window
@@ -25,14 +27,24 @@ class BalieApp(App):
 
     Use::
 
-        BalieApp(settings=load_settings(path), questionnaire=q, buffer=Buffer.open(p)).run()
+        BalieApp(settings=load_settings(path), questionnaire=q, buffer=Buffer.open(p),
+                 device_state=DeviceStateStore(data_dir).load()).run()
+
+    ``device_state``: where and as whom to sync (``None``: not enrolled, sync off).
+    Sync runs on APScheduler's own thread; the UI only starts and stops it.
     """
+
+    #: Seconds between checks that the sync schedule has not stalled (wall-clock jumps).
+    SYNC_WATCHDOG_S = 60
 
     title = "Balie"
     use_kivy_settings = False
 
-    def __init__(self, *, settings, questionnaire, buffer, lockdown: bool = True, **kwargs):
+    def __init__(self, *, settings, questionnaire, buffer, lockdown: bool = True,
+                 device_state=None, **kwargs):
         super().__init__(**kwargs)
+        self.device_state = device_state
+        self.sync = None  # sync.scheduler.SyncScheduler once built (enrolled terminals)
         self.settings = settings
         self.questionnaire = questionnaire
         self.buffer = buffer
@@ -65,7 +77,23 @@ class BalieApp(App):
         if self.lockdown:
             Window.bind(on_request_close=self._refuse_close)
         self.navigator.to_welcome()
+        self.sync = self._build_sync()
         return manager
+
+    def _build_sync(self):
+        """The sync schedule for an enrolled terminal, else ``None`` (logged)."""
+        if self.device_state is None:
+            logging.getLogger(__name__).info(
+                "sync is off: this terminal is not enrolled (run `balie-kiosk enroll URL TOKEN`)")
+            return None
+        from sync.scheduler import build_sync  # requests + APScheduler: imported only when used
+
+        return build_sync(self.settings, self.buffer, self.device_state)
+
+    def on_start(self):
+        if self.sync is not None:
+            self.sync.start()
+            Clock.schedule_interval(lambda _dt: self.sync.watchdog(), self.SYNC_WATCHDOG_S)
 
     def _refuse_close(self, *_args, **_kwargs) -> bool:
         """Alt+F4 and the window manager's close button do nothing on a kiosk."""
@@ -76,4 +104,6 @@ class BalieApp(App):
         return False
 
     def on_stop(self):
+        if self.sync is not None:
+            self.sync.shutdown()  # asks a running round to stop; does not wait for it
         self.buffer.close()

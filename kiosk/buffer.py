@@ -64,7 +64,7 @@ try:  # POSIX only; without it every opener counts as the owner.
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["Buffer", "BufferStats", "Event", "Receipt", "ResponseDraft", "END_REASONS"]
+__all__ = ["Backlog", "Buffer", "BufferStats", "Event", "Receipt", "ResponseDraft", "END_REASONS"]
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -171,6 +171,16 @@ class BufferStats:
     answers_total: int
     last_response_at: float | None  # wall clock of the newest response's start (highest seq)
     path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What the uploader still has to do: closed unsent responses (and their answers)."""
+
+    responses: int  # closed and unsent: eligible for the next sync round
+    answers: int  # answers of those responses
+    quarantined: int  # rejected by central (or unsendable); kept, never retried
+    open: int  # still being answered; sent once closed
 
 
 class Event(NamedTuple):
@@ -421,6 +431,75 @@ def _stats(fetch_one, path: Path) -> BufferStats:
     )
 
 
+# The uploader's reads (see Buffer.pending): the eligible responses oldest first, and
+# the answers of exactly those responses, in one read transaction (one snapshot).
+_ELIGIBLE = "FROM responses WHERE state = 'unsent' AND closed_at IS NOT NULL"
+_PENDING_RESPONSES_SQL = (
+    "SELECT id, seq, questionnaire_id, questionnaire_version, location_id, language, "
+    "started_wall, started_boot_id, started_mono, closed_at, end_reason, suspect, suspect_reason "
+    f"{_ELIGIBLE} ORDER BY seq LIMIT ?"
+)
+_PENDING_ANSWERS_SQL = (
+    "SELECT response_id, id, ordinal, question_id, aspect, value_num, value_text, wall, boot_id, "
+    f"mono FROM answers WHERE response_id IN (SELECT id {_ELIGIBLE} ORDER BY seq LIMIT ?) "
+    "ORDER BY response_id, ordinal"
+)
+_MARK_SENT_SQL = (
+    "UPDATE responses SET state = 'sent', state_reason = NULL, state_changed_at = ? "
+    "WHERE id = ? AND state = 'unsent'"
+)
+_QUARANTINE_SQL = (
+    "UPDATE responses SET state = 'quarantined', state_reason = ?, state_changed_at = ? "
+    "WHERE id = ? AND state = 'unsent'"
+)
+_BACKLOG_SQL = (
+    "SELECT coalesce(sum(state = 'unsent' AND closed_at IS NOT NULL), 0), "
+    "coalesce(sum(state = 'quarantined'), 0), coalesce(sum(closed_at IS NULL), 0) FROM responses",
+    f"SELECT count(*) FROM answers WHERE response_id IN (SELECT id {_ELIGIBLE})",
+)
+MAX_STATE_REASON = 500
+
+
+def _record_from_rows(row: tuple, answer_rows: list[tuple]):
+    """One ``responses`` row and its ``answers`` rows as a protocol ``ResponseRecord``.
+
+    Raises pydantic's ``ValidationError`` when the stored values do not fit the
+    protocol (the caller quarantines such a response).
+    """
+    from sync.protocol import ResponseRecord
+
+    (rid, seq, q_id, q_version, location_id, language, s_wall, s_boot, s_mono, closed_at,
+     end_reason, suspect, suspect_reason) = row
+    return ResponseRecord.model_validate({
+        "id": rid,
+        "seq": seq,
+        "questionnaire": {"id": q_id, "version": q_version},
+        "location_id": location_id,
+        "language": language,
+        "started": {"wall": s_wall, "boot_id": s_boot, "mono": s_mono},
+        "closed_wall": closed_at,
+        "end_reason": end_reason,
+        "suspect": bool(suspect),
+        "suspect_reason": suspect_reason,
+        "answers": [
+            {"id": a_id, "ordinal": ordinal, "question_id": question_id, "aspect": aspect,
+             "value": value_num if value_num is not None else value_text,
+             "at": {"wall": wall, "boot_id": boot_id, "mono": mono}}
+            for (_rid, a_id, ordinal, question_id, aspect, value_num, value_text, wall, boot_id,
+                 mono) in answer_rows
+        ],
+    })
+
+
+def _short(error) -> str:
+    """A pydantic ValidationError as one line: ``field: message; ...`` (for state_reason)."""
+    parts = []
+    for e in error.errors()[:3]:
+        place = ".".join(str(p) for p in e["loc"]) or "record"
+        parts.append(f"{place}: {e['msg']}")
+    return "does not fit the protocol: " + "; ".join(parts)
+
+
 # --------------------------------------------------------------------------- the buffer
 
 
@@ -657,6 +736,88 @@ class Buffer:
             with self._unit("change the response's language") as conn:
                 conn.execute(_SET_LANGUAGE, {"rid": draft.id, "lang": language})
         draft.language = language
+
+    # ----------------------------------------------------------------- for the uploader
+
+    def pending(self, limit: int, *, invalid: dict[str, str] | None = None) -> list:
+        """Up to ``limit`` closed, unsent responses, oldest (lowest ``seq``) first.
+
+        Use::
+
+            records = buf.pending(200)              # list[sync.protocol.ResponseRecord]
+            ...POST them...
+            buf.mark_sent([r.id for r in acked])
+
+        One read transaction, two queries (the responses, then all their answers),
+        however large the backlog. A stored response that does not fit the
+        protocol (it could never be sent) is left out of the list and, when
+        ``invalid`` is given, reported there as ``{id: reason}`` for the caller
+        to :meth:`quarantine`. Responses still open are never returned.
+        """
+        if limit < 1:
+            return []
+        with self._unit("read the responses to send", read=True) as conn:
+            dbapi = conn.connection.driver_connection
+            rows = dbapi.execute(_PENDING_RESPONSES_SQL, (limit,)).fetchall()
+            answer_rows = dbapi.execute(_PENDING_ANSWERS_SQL, (limit,)).fetchall() if rows else []
+        by_response: dict[str, list[tuple]] = {}
+        for a in answer_rows:
+            by_response.setdefault(a[0], []).append(a)
+        from pydantic import ValidationError
+
+        records = []
+        for row in rows:
+            try:
+                records.append(_record_from_rows(row, by_response.get(row[0], [])))
+            except ValidationError as err:
+                if invalid is not None:
+                    invalid[row[0]] = _short(err)
+        return records
+
+    def mark_sent(self, ids) -> int:
+        """Mark the responses ``ids`` as sent (central acknowledged them); one commit.
+
+        Only responses currently ``unsent`` change; returns how many did.
+        """
+        ids = list(ids)
+        if not ids:
+            return 0
+        wall = self._clock.now().wall
+        with self._unit("mark responses as sent") as conn:
+            dbapi = conn.connection.driver_connection
+            return dbapi.executemany(_MARK_SENT_SQL, [(wall, i) for i in ids]).rowcount
+
+    def quarantine(self, reasons: dict[str, str]) -> int:
+        """Move unsent responses to the quarantine with a reason each; one commit.
+
+        ``reasons``: ``{response id: why}`` (central's reason, or "too large").
+        Quarantined responses are kept and never sent again. Only responses
+        currently ``unsent`` change; an event ``responses_quarantined`` records
+        how many. Returns how many changed.
+        """
+        if not reasons:
+            return 0
+        stamp = self._clock.now()
+        rows = [((reason or "rejected")[:MAX_STATE_REASON], stamp.wall, rid)
+                for rid, reason in reasons.items()]
+        with self._unit("quarantine responses") as conn:
+            dbapi = conn.connection.driver_connection
+            n = dbapi.executemany(_QUARANTINE_SQL, rows).rowcount
+            if n:
+                first_id, first_reason = next(iter(reasons.items()))
+                self._insert_event(
+                    conn, "responses_quarantined",
+                    f"{n} response(s) quarantined, e.g. {first_id}: {first_reason}"[:1000], stamp)
+        return n
+
+    def backlog(self) -> Backlog:
+        """Counts for the uploader and the heartbeat; one read transaction."""
+        with self._unit("read the backlog", read=True) as conn:
+            dbapi = conn.connection.driver_connection
+            pending, quarantined, open_ = dbapi.execute(_BACKLOG_SQL[0]).fetchone()
+            (answers_pending,) = dbapi.execute(_BACKLOG_SQL[1]).fetchone()
+        return Backlog(responses=pending, answers=answers_pending, quarantined=quarantined,
+                       open=open_)
 
     # ----------------------------------------------------------------- status and events
 

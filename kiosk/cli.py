@@ -4,6 +4,8 @@ Use::
 
     balie-kiosk run [--config FILE] [--data-dir DIR] [--windowed]
     balie-kiosk status [--config FILE] [--data-dir DIR] [--json]
+    balie-kiosk enroll URL TOKEN --device-id ID [--data-dir DIR]   (or URL ID:TOKEN)
+    balie-kiosk sync [--config FILE] [--data-dir DIR] [--deadline SECONDS]
 
 The config file comes from ``--config``, else ``BALIE_KIOSK_CONFIG``, else the
 built-in defaults. Errors the user can fix are printed without a traceback.
@@ -42,6 +44,20 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show what the buffer holds")
     common(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    enroll = sub.add_parser(
+        "enroll", help="store central's address and this terminal's device id and token",
+        description="Store the central URL, device id and token that `balie-central device add` "
+                    "printed (in <data dir>/device-state.json, mode 0600). Give the token as "
+                    "TOKEN with --device-id ID, or as ID:TOKEN; '-' reads it from standard input "
+                    "(keeps it out of the shell history).")
+    common(enroll)
+    enroll.add_argument("url", help="central's address, e.g. https://balie.example.nl")
+    enroll.add_argument("token", help="the token, ID:TOKEN, or - to read it from standard input")
+    enroll.add_argument("--device-id", help="the device id (not needed when TOKEN is ID:TOKEN)")
+    sync = sub.add_parser("sync", help="send unsent answers to central now and say what happened")
+    common(sync)
+    sync.add_argument("--deadline", type=float, metavar="SECONDS",
+                      help="stop the round after this many seconds (default: [sync] deadline_s)")
     return parser
 
 
@@ -68,6 +84,7 @@ def cmd_run(args) -> int:
     questionnaire = load_questionnaire(settings.questionnaire_path)
     folder = _data_dir(args, settings)
     buffer = Buffer.open(folder / BUFFER_FILE)
+    device_state = _device_state_or_none(folder)
     prepare_environment(folder / "kivy")
     quiet_known_noise()
     display = settings.display
@@ -76,8 +93,85 @@ def cmd_run(args) -> int:
     from kiosk.app import BalieApp
 
     BalieApp(settings=settings, questionnaire=questionnaire, buffer=buffer,
-             lockdown=not args.windowed).run()
+             lockdown=not args.windowed, device_state=device_state).run()
     return 0
+
+
+def _device_state_or_none(folder: Path):
+    """The enrolment for ``run``: a damaged state file turns sync off, not the terminal."""
+    from kiosk.state import DeviceStateError, DeviceStateStore
+
+    try:
+        return DeviceStateStore(folder).load()
+    except DeviceStateError as error:
+        logging.getLogger("balie.kiosk").error("sync is off: %s", error)
+        return None
+
+
+def split_token(token: str, device_id: str | None) -> tuple[str, str]:
+    """``(device_id, token)`` from ``TOKEN`` + ``--device-id``, or from ``ID:TOKEN``.
+
+    Tokens never contain ':' (central makes them URL-safe), so ``ID:TOKEN``
+    splits at the last ':'.
+    """
+    from kiosk.state import DeviceStateError
+
+    if device_id:
+        return device_id, token
+    if ":" not in token:
+        raise DeviceStateError("no device id: give --device-id ID, or the token as ID:TOKEN "
+                               "(both are printed by `balie-central device add`)")
+    device_id, _, token = token.rpartition(":")
+    return device_id, token
+
+
+def cmd_enroll(args) -> int:
+    """Store central's URL, the device id and the token (file mode 0600)."""
+    from kiosk.state import DeviceStateStore
+
+    settings = _settings(args)
+    token = sys.stdin.readline().strip() if args.token == "-" else args.token
+    device_id, token = split_token(token, args.device_id)
+    store = DeviceStateStore(_data_dir(args, settings))
+    state = store.enroll(args.url, device_id, token)
+    print(f"Enrolled as device {state.device_id} for {state.central_url}")
+    print(f"State file:  {store.path} (mode 0600)")
+    print("Test it with: balie-kiosk sync")
+    return 0
+
+
+def cmd_sync(args) -> int:
+    """One sync round now; 0: done, 1: network or central refused, 2: configuration."""
+    from kiosk.buffer import Buffer
+    from kiosk.state import DeviceStateStore
+
+    settings = _settings(args)
+    folder = _data_dir(args, settings)
+    state = DeviceStateStore(folder).load()
+    if state is None:
+        print(f"balie-kiosk: this terminal is not enrolled (no {DeviceStateStore(folder).path}); "
+              "run `balie-kiosk enroll URL TOKEN --device-id ID` first", file=sys.stderr)
+        return 2
+    from sync.uploader import Uploader
+
+    with Buffer.open(folder / BUFFER_FILE) as buffer:
+        report = Uploader(settings, buffer, state).run_once(args.deadline)
+    print(f"Central:       {state.central_url} (device {state.device_id})")
+    print(f"Accepted:      {report.accepted}")
+    print(f"Duplicate:     {report.duplicate}")
+    print(f"Rejected:      {report.rejected} (kept in quarantine)")
+    if report.quarantined_locally:
+        print(f"Unsendable:    {report.quarantined_locally} (kept in quarantine)")
+    if report.missing:
+        print(f"Unanswered:    {report.missing} (stay unsent, sent again next round)")
+    print(f"Batches:       {report.batches}")
+    print(f"Still to send: {report.backlog if report.backlog is not None else 'unknown'}")
+    print(f"Heartbeat:     {'sent' if report.heartbeat_sent else 'not sent'}")
+    print(f"Stopped:       {report.stopped_reason}")
+    print(f"Last error:    {report.last_error or 'none'}")
+    if report.ok or (report.stopped_reason == "deadline" and report.last_error is None):
+        return 0
+    return 1
 
 
 def status_report(settings, questionnaire, stats, note: str | None = None) -> dict:
@@ -142,7 +236,7 @@ def cmd_status(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "status": cmd_status}
+COMMANDS = {"run": cmd_run, "status": cmd_status, "enroll": cmd_enroll, "sync": cmd_sync}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,7 @@ from kiosk import paths
 from kiosk.errors import ConfigError
 from kiosk.configfile import describe, explain_validation_error, problem, read_toml
 from kiosk.questionnaire import Slug
+from sync.protocol import MAX_RECORDS
 
 COLOURS = ("background", "surface", "primary", "on_primary", "text", "muted_text", "accent", "danger")
 # (foreground, background) pairs that carry text; WCAG 1.4.3 asks 4.5:1 for normal text.
@@ -75,6 +76,7 @@ Colour = Annotated[StrictStr, AfterValidator(_colour)]
 Lang = Annotated[StrictStr, AfterValidator(_lang)]
 Name = Annotated[StrictStr, AfterValidator(_not_blank)]
 Seconds = Annotated[float, Field(strict=True, gt=0)]
+NonNegativeSeconds = Annotated[float, Field(strict=True, ge=0)]
 Pixels = Annotated[StrictInt, Field(gt=0)]
 PathText = Annotated[StrictStr, AfterValidator(_not_blank)]
 
@@ -225,6 +227,38 @@ class BufferSettings(_Section):
         return _resolve(value, info)
 
 
+class SyncSettings(_Section):
+    """How and how often the terminal sends its answers to central (seconds unless named otherwise).
+
+    ``interval_s`` between rounds, plus up to ``jitter_s`` random delay so terminals do not
+    all call at once; a round that starts up to ``misfire_grace_s`` late still runs.
+    ``batch_records`` responses per POST at most. Every request has a ``connect_timeout_s``
+    and a ``read_timeout_s``; a whole round stops after ``deadline_s``. Failures back off
+    (full jitter) from ``backoff_base_s`` up to ``backoff_cap_s``; central's Retry-After is
+    honoured up to ``retry_after_cap_s``.
+    """
+
+    interval_s: Seconds = 300.0
+    jitter_s: NonNegativeSeconds = 60.0
+    misfire_grace_s: Seconds = 600.0
+    batch_records: Annotated[StrictInt, Field(ge=1, le=MAX_RECORDS)] = 200
+    connect_timeout_s: Seconds = 5.0
+    read_timeout_s: Seconds = 30.0
+    deadline_s: Seconds = 120.0
+    backoff_base_s: Seconds = 2.0
+    backoff_cap_s: Seconds = 300.0
+    retry_after_cap_s: Seconds = 600.0
+
+    @model_validator(mode="after")
+    def _cap_above_base(self) -> "SyncSettings":
+        if self.backoff_cap_s < self.backoff_base_s:
+            raise problem(
+                f"backoff_cap_s ({self.backoff_cap_s:g}) must be at least backoff_base_s "
+                f"({self.backoff_base_s:g})"
+            )
+        return self
+
+
 class KioskSettings(_Section):
     """All settings of one terminal; ``load_settings()`` builds it."""
 
@@ -236,6 +270,7 @@ class KioskSettings(_Section):
     admin: AdminSettings = AdminSettings()
     display: DisplaySettings = DisplaySettings()
     buffer: BufferSettings = BufferSettings()
+    sync: SyncSettings = SyncSettings()
     _source_path: Path | None = PrivateAttr(default=None)
 
     @field_validator("questionnaire", mode="before")

@@ -280,3 +280,27 @@ def test_every_problem_in_a_settings_file_is_reported(config_folder):
 def test_a_whole_number_written_as_float_is_shown_as_written(config_folder):
     assert only_problem(write(config_folder, "[display]\nwidth = 1280.0\n")) == (
         "display.width: must be a whole number, got 1280.0")
+
+
+# --- [sync] ---------------------------------------------------------------------------------
+
+def test_sync_defaults_have_the_documented_values():
+    s = load_settings(None).sync
+    assert (s.interval_s, s.jitter_s, s.misfire_grace_s, s.batch_records) == (300, 60, 600, 200)
+    assert (s.connect_timeout_s, s.read_timeout_s, s.deadline_s) == (5, 30, 120)
+    assert (s.backoff_base_s, s.backoff_cap_s, s.retry_after_cap_s) == (2, 300, 600)
+
+
+def test_sync_batch_records_is_bounded_by_the_protocol_limit(config_folder):
+    assert "sync.batch_records" in only_problem(write(config_folder, "[sync]\nbatch_records = 501\n"))
+    assert "sync.batch_records" in only_problem(write(config_folder, "[sync]\nbatch_records = 0\n"))
+
+
+def test_sync_jitter_may_be_zero_but_intervals_must_be_positive(config_folder):
+    assert load_settings(write(config_folder, "[sync]\njitter_s = 0\n")).sync.jitter_s == 0
+    assert "sync.interval_s" in only_problem(write(config_folder, "[sync]\ninterval_s = 0\n"))
+
+
+def test_sync_backoff_cap_below_its_base_is_refused(config_folder):
+    message = only_problem(write(config_folder, "[sync]\nbackoff_base_s = 10\nbackoff_cap_s = 5\n"))
+    assert "backoff_cap_s" in message and "backoff_base_s" in message

@@ -1,0 +1,138 @@
+"""The sync schedule: APScheduler options, a background thread, errors logged, never fatal."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from kiosk.settings import SyncSettings
+from sync.scheduler import JOB_ID, SyncScheduler, build_sync
+from sync.uploader import SyncReport
+
+
+class RecordingUploader:
+    """Stands in for the uploader (the schedule is under test, not the HTTP)."""
+
+    def __init__(self, fail: bool = False, hold: float = 0.0) -> None:
+        self.fail = fail
+        self.hold = hold
+        self.threads: list[threading.Thread] = []
+        self.ran = threading.Event()
+        self.stopped = False
+
+    def run_once(self):
+        self.threads.append(threading.current_thread())
+        if self.hold:
+            time.sleep(self.hold)
+        self.ran.set()
+        if self.fail:
+            raise RuntimeError("boom in the round")
+        return SyncReport()
+
+    def stop(self):
+        self.stopped = True
+
+
+@pytest.fixture
+def make():
+    made = []
+
+    def _make(uploader, **settings):
+        sched = SyncScheduler(uploader, SyncSettings(**settings))
+        made.append(sched)
+        return sched
+
+    yield _make
+    for sched in made:
+        sched.shutdown()
+
+
+def test_the_job_has_max_instances_1_coalescing_jitter_and_a_generous_misfire_grace(make):
+    sched = make(RecordingUploader(), interval_s=300, jitter_s=60, misfire_grace_s=600)
+    sched.start()
+    job = sched.scheduler.get_job(JOB_ID)
+    assert job.max_instances == 1 and job.coalesce is True
+    assert job.misfire_grace_time == 600  # APScheduler's own default (1 s) drops late runs
+    assert job.trigger.interval == timedelta(seconds=300) and job.trigger.jitter == 60
+    assert job.next_run_time > datetime.now(timezone.utc)
+
+
+def test_trigger_now_returns_at_once_and_runs_the_round_off_the_calling_thread(make):
+    uploader = RecordingUploader(hold=0.5)
+    sched = make(uploader)
+    sched.start()
+    started = time.monotonic()
+    sched.trigger_now()
+    assert time.monotonic() - started < 0.1
+    assert uploader.ran.wait(5)
+    assert uploader.threads and uploader.threads[0] is not threading.main_thread()
+    assert uploader.threads[0] is not threading.current_thread()
+
+
+def errors_logged(caplog) -> list:
+    return [r for r in caplog.records if r.name == "sync.scheduler" and r.levelno >= logging.ERROR]
+
+
+def test_a_failing_round_is_logged_and_the_schedule_keeps_running(make, caplog):
+    uploader = RecordingUploader(fail=True)
+    sched = make(uploader)
+    sched.start()
+    with caplog.at_level(logging.ERROR, logger="sync.scheduler"):
+        sched.trigger_now()
+        assert uploader.ran.wait(5)
+        deadline = time.monotonic() + 5
+        while not errors_logged(caplog) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert any("boom in the round" in r.getMessage() for r in errors_logged(caplog))
+    assert sched.scheduler.running and sched.scheduler.get_job(JOB_ID) is not None
+    uploader.ran.clear()
+    sched.trigger_now()
+    assert uploader.ran.wait(5)  # still runs rounds after the error
+
+
+def test_a_missed_run_is_logged(make, caplog):
+    from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
+
+    sched = make(RecordingUploader())
+    with caplog.at_level(logging.WARNING, logger="sync.scheduler"):
+        sched._on_event(JobExecutionEvent(EVENT_JOB_MISSED, JOB_ID, "default",
+                                          datetime.now(timezone.utc)))
+    assert "missed" in caplog.text
+
+
+def test_shutdown_asks_the_uploader_to_stop_and_does_not_wait(make):
+    uploader = RecordingUploader(hold=2.0)
+    sched = make(uploader)
+    sched.start()
+    sched.trigger_now()
+    time.sleep(0.2)
+    started = time.monotonic()
+    sched.shutdown()
+    assert time.monotonic() - started < 0.5
+    assert uploader.stopped and not sched.scheduler.running
+
+
+def test_the_watchdog_brings_a_stalled_job_forward_after_a_clock_jump(make):
+    now = [1000.0]
+    uploader = RecordingUploader()
+    sched = SyncScheduler(uploader, SyncSettings(interval_s=300, jitter_s=60), monotonic=lambda: now[0])
+    try:
+        sched.start()
+        # the wall clock jumped a year back: APScheduler's next run is a year away
+        sched.job.modify(next_run_time=datetime.now(timezone.utc) + timedelta(days=365))
+        assert sched.watchdog() is False  # not overdue yet
+        now[0] += 300 + 60 + 600 + 120 + 1
+        assert sched.watchdog() is True
+        assert uploader.ran.wait(5)
+    finally:
+        sched.shutdown()
+
+
+def test_an_unenrolled_terminal_gets_no_schedule(caplog):
+    with caplog.at_level(logging.INFO, logger="sync.scheduler"):
+        assert build_sync(SyncSettings(), buffer=None, state=None) is None
+    assert "not enrolled" in caplog.text
