@@ -1,1 +1,1 @@
-"""Sync between the device buffer and the central store (built in the sync issue)."""
+"""Sync between the device buffer and central: the wire protocol, the uploader, the schedule."""
