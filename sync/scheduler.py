@@ -42,6 +42,27 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 log = logging.getLogger(__name__)
 
+
+class CatchUpIntervalTrigger(IntervalTrigger):
+    """An interval trigger that steps over a wall-clock jump in one go.
+
+    APScheduler 3.x lists every run missed since the last one, one trigger
+    step at a time (``Job._get_run_times``), before coalescing them into one.
+    A terminal boots with its clock in the past (no RTC) and jumps when NTP
+    syncs: a year at 5-minute intervals is ~100 000 steps, 1970 to now
+    millions, seconds to minutes of CPU with the GIL held. Once the previous
+    fire time lies more than an interval behind ``now``, the next one is the
+    next one is ``now`` itself: the missed runs collapse into one run now
+    (inside the misfire grace), as ``coalesce=True`` would have made them, and
+    the interval goes on from there.
+    """
+
+    def get_next_fire_time(self, previous_fire_time, now):
+        if (previous_fire_time is not None
+                and previous_fire_time.timestamp() + self.interval_length < now.timestamp()):
+            return now
+        return super().get_next_fire_time(previous_fire_time, now)
+
 JOB_ID = "sync"
 NOW_JOB_ID = "sync-now"
 
@@ -81,8 +102,8 @@ class SyncScheduler:
         """Add the interval job and start the scheduler's thread; returns at once."""
         s = self.settings
         self.job = self.scheduler.add_job(
-            self._run, IntervalTrigger(seconds=s.interval_s, jitter=s.jitter_s or None,
-                                       timezone=timezone.utc),
+            self._run, CatchUpIntervalTrigger(seconds=s.interval_s, jitter=s.jitter_s or None,
+                                              timezone=timezone.utc),
             id=JOB_ID, name="sync round", replace_existing=True, **self.job_options)
         self._last_start = self.monotonic()
         self.scheduler.start()

@@ -136,3 +136,41 @@ def test_an_unenrolled_terminal_gets_no_schedule(caplog):
     with caplog.at_level(logging.INFO, logger="sync.scheduler"):
         assert build_sync(SyncSettings(), buffer=None, state=None) is None
     assert "not enrolled" in caplog.text
+
+
+def test_a_wall_clock_jump_of_decades_is_stepped_over_in_one_go():
+    # A terminal boots in 1970 (no RTC) and NTP moves it to today: APScheduler
+    # would otherwise list every missed 5-minute run one by one (millions).
+    import time as _time
+    from datetime import datetime, timezone
+
+    from apscheduler.job import Job
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from sync.scheduler import CatchUpIntervalTrigger
+
+    boot = datetime(1970, 1, 1, 0, 5, tzinfo=timezone.utc)
+    trigger = CatchUpIntervalTrigger(seconds=300, jitter=60, start_date=boot, timezone=timezone.utc)
+    job = Job(BackgroundScheduler(timezone=timezone.utc), id="j", func=print, args=(), kwargs={},
+              trigger=trigger, executor="default", name="j", misfire_grace_time=600,
+              coalesce=True, max_instances=1, next_run_time=boot)
+    now = datetime(2026, 11, 27, 8, 0, tzinfo=timezone.utc)
+    started = _time.perf_counter()
+    run_times = job._get_run_times(now)
+    # The 1970 slot (missed, outside the grace) and "now" (runs): coalesced into one round.
+    assert run_times == [boot, now]
+    assert _time.perf_counter() - started < 0.5
+    following = trigger.get_next_fire_time(now, now)
+    assert now < following <= datetime(2026, 11, 27, 8, 6, tzinfo=timezone.utc)
+
+
+def test_the_catch_up_trigger_keeps_the_plain_interval_when_on_time():
+    from datetime import datetime, timedelta, timezone
+
+    from sync.scheduler import CatchUpIntervalTrigger
+
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    trigger = CatchUpIntervalTrigger(seconds=300, start_date=start, timezone=timezone.utc)
+    previous = start + timedelta(seconds=600)
+    now = previous + timedelta(seconds=10)
+    assert trigger.get_next_fire_time(previous, now) == previous + timedelta(seconds=300)
