@@ -70,3 +70,65 @@ def test_memory_bench_prints_its_figures(tmp_path):
     assert re.search(rf"^slope\s+-?{NUMBER} KiB per 1000 flows$", out, re.M), out
     assert re.search(r"^target growth <= 5 MiB after warm-up: (PASS|FAIL)$", out, re.M), out
     assert not any(p.name.startswith("bench-memory-") for p in tmp_path.iterdir())
+
+
+def test_ingest_bench_prints_its_figures(tmp_path):
+    # A real (tiny) run: its own PostgreSQL cluster, central in a uvicorn process, 2 devices.
+    out = run_bench("ingest.py", "--devices", "2", "--batches", "1", "--records", "20",
+                    "--rounds", "1", "--no-check", tmp_path=tmp_path)
+    assert "fsync=on, synchronous_commit=on" in out, out
+    row = re.search(rf"^\s+1\s+central,copy,keyed\s+(\d+)\s+({NUMBER})\s+({NUMBER})\s+({NUMBER})"
+                    rf"\s+{NUMBER}x$", out, re.M)
+    assert row and int(row.group(1)) > 2 * 20 * 7 - 1, out           # 7-8 answers per response
+    assert all(float(row.group(i)) > 0 for i in (2, 3, 4)), out
+    for label in ("central ingest", "raw COPY into staging", "raw COPY into central's own tables"):
+        assert re.search(rf"^\s+{re.escape(label)}.*\s{NUMBER} answers/s$", out, re.M), out
+    assert re.search(rf"^ratio central/COPY, medians: {NUMBER}x", out, re.M), out
+    for which in ("central", "copy", "keyed"):
+        assert re.search(rf"^\s+{which}\s+{NUMBER} /\s+{NUMBER} /\s+{NUMBER} /\s+{NUMBER}; "
+                         rf"wall\s+{NUMBER}$", out, re.M), out
+    assert re.search(r"^target >= 20000 answers/s: (PASS|FAIL)$", out, re.M), out
+    assert re.search(r"^target >= 0\.35x raw COPY: (PASS|FAIL)$", out, re.M), out
+
+
+# --------------------------------------------------------------------- sync benches
+# bench/drain.py and bench/ui_during_sync.py on a 2 000-answer backlog (a real PostgreSQL
+# cluster and central, as the full runs): figures printed, exit 0 with --no-check.
+
+
+def test_drain_bench_prints_its_figures(tmp_path):
+    out = run_bench("drain.py", "--answers", "2000", "--sweep", "100", "--dir", str(tmp_path),
+                    "--no-check", tmp_path=tmp_path)
+    backlog = re.search(r"^backlog: (\d+) answers, (\d+) visitors", out, re.M)
+    assert backlog and int(backlog.group(1)) == 2000, out
+    visitors = int(backlog.group(2))
+    assert 200 < visitors < 400, out  # about 6.7 answers per visitor
+    rows = re.findall(rf"^\s+(\d+)(\*| )\s+(\d+)\s+(\d+)\s+(\d+)\s+({NUMBER})\s+(\d+)\s+(\d+)"
+                      rf"\s+(\d+)/(\d+)$", out, re.M)
+    assert [(int(r[0]), r[1]) for r in rows] == [(200, "*"), (100, " ")], out
+    for row in rows:
+        assert (int(row[8]), int(row[9])) == (visitors, 2000), out  # stored by central
+    assert re.search(r"stored exactly once by central \(all drains\): yes$", out, re.M), out
+    for label in ("pending\\(\\)", "model_dump_json", "gzip.compress", "HTTP POST",
+                  "inside central's app \\(batches\\)", "mark_sent\\(\\)"):
+        assert re.search(rf"^\s+{label}.*\s{NUMBER} s\s+{NUMBER} %", out, re.M), (label, out)
+    assert re.search(rf"^best batch size: \d+ \({NUMBER} s\)", out, re.M), out
+    assert re.search(rf"^drain of 2000 answers, shipped batch 200: {NUMBER} s, \d+ answers/s; "
+                     r"target <= 10 s: (PASS|FAIL)$", out, re.M), out
+    assert not any(p.name.startswith("bench-drain-") for p in tmp_path.iterdir())
+
+
+def test_ui_during_sync_bench_prints_its_figures(tmp_path):
+    out = run_bench("ui_during_sync.py", "--answers", "2000", "--dir", str(tmp_path),
+                    "--no-check", tmp_path=tmp_path)
+    for phase in ("baseline \\(no sync\\)", "during sync"):
+        assert re.search(rf"^{phase}\s+\d+(\s+{NUMBER}){{4}}\s+\d+$", out, re.M), out
+    assert len(re.findall(rf"^  swapped only\s+\d+(\s+{NUMBER}){{4}}\s*$", out, re.M)) == 2, out
+    assert len(re.findall(rf"^  minus draw\+swap\s+\d+(\s+{NUMBER}){{4}}\s*$", out, re.M)) == 2
+    drain = re.search(r"^drain while the UI ran: .* (\d+) responses sent .* central stored (\d+) "
+                      r"responses", out, re.M)
+    assert drain and int(drain.group(1)) == int(drain.group(2)) > 200, out
+    assert re.search(r"^longest \d+ frames during sync", out, re.M), out
+    assert re.search(rf"^longest frame during sync {NUMBER} ms \(baseline {NUMBER} ms\); "
+                     rf"p99 {NUMBER} ms .*target <= 50 ms: (PASS|FAIL)$", out, re.M), out
+    assert not any(p.name.startswith("bench-ui-sync-") for p in tmp_path.iterdir())

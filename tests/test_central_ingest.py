@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 import time
 
 import pytest
@@ -254,3 +255,161 @@ def test_two_devices_sending_the_same_id_at_once_get_one_acceptance_and_no_5xx(c
     assert [r.status_code for r in replies] == [200] * 4, [r.text for r in replies]
     outcomes = sorted(r.json()["results"][0]["status"] for r in replies)
     assert outcomes == ["accepted", "rejected", "rejected", "rejected"]
+
+
+# ---------------------------------------------------------------- the fast ingest path
+# (central/ingest.py: hand-written canonical JSON, one pass building row tuples with the
+# time correction inlined, PostgreSQL COPY with the answer-id look-up left to the key)
+
+GOLDEN_RECORD = {
+    "id": "0b0f7c1e-5d2a-4c3b-9e8f-1a2b3c4d5e6f", "seq": 42,
+    "questionnaire": {"id": "standaard", "version": 3}, "location_id": "stadhuis.balie-2",
+    "language": "nl", "started": {"wall": 1764230400.125, "boot_id": "boot-ä\"\\\n", "mono": 3600.5},
+    "closed_wall": 1764230460, "end_reason": "completed", "suspect": True,
+    "suspect_reason": "te snel: <1 s per vraag — \u2603 \U0001F600 \t",
+    "answers": [
+        {"id": "1c9e6679-7425-40de-944b-e07fc1f90ae7", "ordinal": 1, "question_id": "q1",
+         "aspect": "totaal", "value": -7, "at": {"wall": 1e11, "boot_id": "b", "mono": 0.1}},
+        {"id": "2c9e6679-7425-40de-944b-e07fc1f90ae7", "ordinal": 2, "question_id": "q-2_x",
+         "value": "Prima geholpen, \"echt\" waar\\ \u00e9\u00e8 \u0001",
+         "at": {"wall": 0, "boot_id": "b", "mono": 1e-7}},
+    ],
+}
+
+
+def _reference_canonical_json(record) -> str:
+    """The definition central.ingest.canonical_json writes out by hand."""
+    import json
+
+    return json.dumps(record.model_dump(mode="json"), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False, allow_nan=False)
+
+
+def test_the_content_hash_is_pinned():
+    # Stored hashes must keep matching re-sent records across releases.
+    from central.ingest import content_hash
+    from sync.protocol import ResponseRecord
+
+    record = ResponseRecord.model_validate(GOLDEN_RECORD)
+    assert content_hash(record) == "e92a98eee534053871bf929c9c95b5f12e616342b1cc3f2ccd29a3fd247b46db"
+
+
+def test_the_hand_written_canonical_json_equals_the_json_module_definition():
+    import random
+
+    from central.ingest import canonical_json
+    from sync.protocol import ResponseRecord
+
+    rng = random.Random(7)
+    texts = ["", "a", "ü€😀", "\"quoted\" \\ back", "tab\there\nnewline\r", "\u0001\u001f\u007f",
+             "\u2028\u2029", "x" * 300, "Prima", "ja"]
+    floats = [0.0, 0.1, 1e-7, 1.5, 123456789.123, 1_764_230_400.125, 9_999_999_999.99, 1e10, 3.0]
+    for n in range(300):
+        answers = []
+        for ordinal in range(1, rng.randint(1, 9)):
+            value = rng.choice([rng.randint(-10 ** 9, 10 ** 9), rng.randint(0, 10), rng.choice(texts)])
+            answers.append({
+                "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "ordinal": ordinal,
+                "question_id": f"q{ordinal}", "aspect": rng.choice([None, "totaal", "wacht-tijd_2"]),
+                "value": value,
+                "at": {"wall": rng.choice(floats), "boot_id": (rng.choice(texts) or "b")[:64],
+                       "mono": rng.choice(floats)}})
+        if not answers:
+            continue
+        data = {"id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "seq": rng.randint(1, 2 ** 31 - 1),
+                "questionnaire": {"id": "standaard", "version": rng.randint(1, 5)},
+                "location_id": "balie-1", "language": rng.choice(["nl", "en"]),
+                "started": {"wall": rng.choice(floats), "boot_id": (rng.choice(texts) or "b")[:64],
+                            "mono": rng.choice([*floats, 7])},
+                "closed_wall": rng.choice([*floats, 1_764_230_460]),
+                "end_reason": rng.choice(["completed", "idle", "abandoned", "interrupted"]),
+                "answers": answers}
+        if rng.random() < 0.5:
+            data["suspect"] = rng.random() < 0.5
+            data["suspect_reason"] = rng.choice([None, *texts])
+        record = ResponseRecord.model_validate(data)
+        assert canonical_json(record) == _reference_canonical_json(record), data
+    golden = ResponseRecord.model_validate(GOLDEN_RECORD)
+    assert canonical_json(golden) == _reference_canonical_json(golden)
+
+
+def test_the_postgresql_ingest_goes_through_copy_and_sqlite_through_executemany(central):
+    from central.ingest import _GenericStore, _PostgresStore, _store_for
+
+    engine = central[2]
+    with engine.begin() as conn:
+        store = _store_for(conn)
+    expected = _PostgresStore if engine.dialect.name == "postgresql" else _GenericStore
+    assert type(store) is expected
+
+
+def test_an_answer_id_already_stored_rejects_only_that_record_and_keeps_the_stored_one(central, device):
+    # On PostgreSQL the first try leaves answer ids to the unique key: the COPY fails,
+    # and the batch is evaluated again with the look-up. On SQLite the look-up is always made.
+    first = make_record(1, values=(8, 7))
+    post(central, device, [first])
+    before = stored_answers(central[2], first["id"])
+    thief = make_record(2, values=(1,))
+    thief["answers"][0]["id"] = first["answers"][1]["id"]
+    fine = make_record(3)
+    result = post(central, device, [thief, fine])
+    assert [r["status"] for r in result["results"]] == ["rejected", "accepted"]
+    assert result["results"][0]["reason"] == "answer id already used by another response"
+    assert stored_response(central[2], thief["id"]) is None
+    assert stored_answers(central[2], first["id"]) == before
+    assert len(stored_answers(central[2], fine["id"])) == 2
+    with central[2].connect() as conn:
+        row = conn.execute(select(Device.__table__).where(Device.id == device[0])).first()
+    assert (row.highest_seq, row.seq_count) == (3, 2)
+
+
+def test_an_answer_id_repeated_within_one_batch_rejects_the_later_record(central, device):
+    a, b = make_record(1), make_record(2)
+    b["answers"][0]["id"] = a["answers"][0]["id"]
+    result = post(central, device, [a, b])
+    assert [r["status"] for r in result["results"]] == ["accepted", "rejected"]
+    assert "answer id already used" in result["results"][1]["reason"]
+
+
+def test_stored_times_are_those_of_central_timecorrect(central, device):
+    from central.timecorrect import corrected_time
+    from sync.protocol import ClockReading
+
+    sent = clock(1_700_000_000.0, 5_000.0, "boot-now")
+    records = [
+        make_record(1, at=clock(1_699_999_000.0, 4_000.0, "boot-now")),   # same boot: verified
+        make_record(2, at=clock(1_690_000_000.0, 4_000.0, "boot-old")),   # other boot
+        make_record(3, at=clock(1_699_999_999.0, 4_999.5, "boot-now")),   # 2nd answer after sent
+        make_record(4, at=clock(1_699_999_999.0, 6_000.0, "boot-now")),   # after sent: impossible
+    ]
+    result = post(central, device, records, sent=sent)
+    received = result["received_at"]
+    reading = ClockReading.model_validate(sent)
+    for record in records:
+        row = stored_response(central[2], record["id"])
+        assert (row.started_at, row.time_verified) == corrected_time(
+            ClockReading.model_validate(record["started"]), sent=reading, received_at=received)
+        for stored, answer in zip(stored_answers(central[2], record["id"]), record["answers"]):
+            assert (stored.answered_at, stored.time_verified) == corrected_time(
+                ClockReading.model_validate(answer["at"]), sent=reading, received_at=received)
+    verified = [stored_response(central[2], r["id"]).time_verified for r in records]
+    assert verified == [True, False, True, False]
+    assert [a.time_verified for a in stored_answers(central[2], records[2]["id"])] == [True, False]
+
+
+def test_a_large_batch_sent_again_with_new_records_answers_duplicate_then_accepted(central, device):
+    records = [make_record(seq, values=(8, 7, 6, 5, 4, 3, 2, "ok")) for seq in range(1, 301)]
+    assert {r["status"] for r in post(central, device, records)["results"]} == {"accepted"}
+    more = [make_record(seq) for seq in (301, 302)]
+    result = post(central, device, records + more, sent=clock(1_700_300_000.0, 300_000.0))
+    assert [r["status"] for r in result["results"]] == ["duplicate"] * 300 + ["accepted"] * 2
+    answers = stored_answers(central[2], records[-1]["id"])
+    assert [(a.value_num, a.value_text) for a in answers][-2:] == [(2, None), (None, "ok")]
+
+
+def test_ids_with_a_comma_are_refused_by_the_key_list():
+    from central.ingest import _joined
+
+    assert _joined(["a", "b"]) == "a,b"
+    with pytest.raises(ValueError):
+        _joined(["a,b"])
