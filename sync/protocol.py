@@ -23,6 +23,12 @@ Rules (../shared/DESIGN.md, "Protocol rules"):
 * Batches are bounded: at most :data:`MAX_RECORDS` responses and
   :data:`MAX_BODY_BYTES` bytes after gzip decompression (413 otherwise: the
   device halves its batch).
+* Values fit any database central runs on: integers (sequence numbers,
+  versions, counts) are at most :data:`INT32_MAX`, a numeric answer is within
+  ±:data:`MAX_ANSWER_VALUE`, free-disk bytes at most 2**63-1, and no text holds
+  a NUL character (PostgreSQL cannot store it). A record outside these cannot
+  be built on the device (it stays in the local quarantine) and makes central
+  refuse the whole batch with 422.
 * Time: each record carries wall clock + boot id + monotonic time as taken on
   the device; each batch carries the device's clock reading at the moment of
   sending (set anew at every attempt). Central computes
@@ -47,11 +53,19 @@ MAX_RECORDS = 500
 MAX_ANSWERS_PER_RECORD = 64
 MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_TEXT = 2000
+#: Upper bound of sequence numbers, questionnaire versions and counts.
+INT32_MAX = 2 ** 31 - 1
+INT64_MAX = 2 ** 63 - 1
+#: A numeric answer lies within ±this (grades are 1–10; the rest is headroom).
+MAX_ANSWER_VALUE = 10 ** 9
+#: Text on the wire: any characters but NUL (which PostgreSQL text cannot hold).
+NO_NUL = r"^[^\x00]*$"
 
 Id = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Slug = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
 Lang = Annotated[StrictStr, Field(pattern=r"^[a-z]{2}$")]
 Uuid = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+Count = Annotated[StrictInt, Field(ge=0, le=INT32_MAX)]
 Wall = Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
 Mono = Annotated[float, Field(ge=0, le=1e10, allow_inf_nan=False)]
 
@@ -64,7 +78,7 @@ class ClockReading(_Wire):
     """The device's clocks at one moment: wall (Unix seconds), boot id, monotonic seconds since boot."""
 
     wall: Wall
-    boot_id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    boot_id: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=NO_NUL)]
     mono: Mono
 
 
@@ -75,7 +89,8 @@ class AnswerRecord(_Wire):
     ordinal: Annotated[StrictInt, Field(ge=1, le=MAX_ANSWERS_PER_RECORD)]
     question_id: Slug
     aspect: Slug | None = None
-    value: StrictInt | Annotated[StrictStr, Field(max_length=MAX_TEXT)]
+    value: (Annotated[StrictInt, Field(ge=-MAX_ANSWER_VALUE, le=MAX_ANSWER_VALUE)]
+            | Annotated[StrictStr, Field(max_length=MAX_TEXT, pattern=NO_NUL)])
     at: ClockReading
 
 
@@ -83,14 +98,14 @@ class QuestionnaireRef(_Wire):
     """Which questionnaire (and so which wording) was asked."""
 
     id: Slug
-    version: Annotated[StrictInt, Field(ge=1)]
+    version: Annotated[StrictInt, Field(ge=1, le=INT32_MAX)]
 
 
 class ResponseRecord(_Wire):
     """One visitor's closed response with its answers."""
 
     id: Uuid
-    seq: Annotated[StrictInt, Field(ge=1)]
+    seq: Annotated[StrictInt, Field(ge=1, le=INT32_MAX)]
     questionnaire: QuestionnaireRef
     location_id: Id
     language: Lang
@@ -98,7 +113,7 @@ class ResponseRecord(_Wire):
     closed_wall: Wall
     end_reason: Literal["completed", "idle", "abandoned", "interrupted"]
     suspect: bool = False
-    suspect_reason: Annotated[StrictStr, Field(max_length=500)] | None = None
+    suspect_reason: Annotated[StrictStr, Field(max_length=500, pattern=NO_NUL)] | None = None
     answers: Annotated[list[AnswerRecord], Field(min_length=1, max_length=MAX_ANSWERS_PER_RECORD)]
 
     @model_validator(mode="after")
@@ -116,7 +131,7 @@ class Batch(_Wire):
     """What a device POSTs to :data:`BATCHES_PATH`."""
 
     device_id: Id
-    app_version: Annotated[StrictStr, Field(max_length=32)]
+    app_version: Annotated[StrictStr, Field(max_length=32, pattern=NO_NUL)]
     sent: ClockReading
     responses: Annotated[list[ResponseRecord], Field(max_length=MAX_RECORDS)]
 
@@ -143,11 +158,11 @@ class Heartbeat(_Wire):
     """What a device POSTs to :data:`HEARTBEAT_PATH` on every sync round."""
 
     device_id: Id
-    app_version: Annotated[StrictStr, Field(max_length=32)]
-    backlog: Annotated[StrictInt, Field(ge=0)]
-    quarantined: Annotated[StrictInt, Field(ge=0)]
-    last_error: Annotated[StrictStr, Field(max_length=1000)] | None = None
-    disk_free_bytes: Annotated[StrictInt, Field(ge=0)] | None = None
+    app_version: Annotated[StrictStr, Field(max_length=32, pattern=NO_NUL)]
+    backlog: Count
+    quarantined: Count
+    last_error: Annotated[StrictStr, Field(max_length=1000, pattern=NO_NUL)] | None = None
+    disk_free_bytes: Annotated[StrictInt, Field(ge=0, le=INT64_MAX)] | None = None
     clock: ClockReading
     clock_synced: bool | None = None
 

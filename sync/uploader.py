@@ -493,7 +493,8 @@ class Uploader:
         heartbeat = Heartbeat(
             device_id=self.state.device_id, app_version=self.app_version, backlog=pending,
             quarantined=quarantined,
-            last_error=report.last_error[:1000] if report.last_error else None,
+            # NUL is not allowed on the wire; an OS error text could carry one.
+            last_error=report.last_error.replace("\x00", "")[:1000] if report.last_error else None,
             disk_free_bytes=free,
             clock=ClockReading(wall=max(0.0, reading.wall), boot_id=reading.boot_id,
                                mono=max(0.0, reading.mono)),
