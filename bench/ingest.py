@@ -340,7 +340,8 @@ def _frame_name(frame: str) -> str:
     """``func (path/to/file.py:123)`` → ``func (file.py)``: lines merged, paths shortened."""
     name, _, where = frame.partition(" (")
     where = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+    project = str(Path(__file__).resolve().parent.parent) + "/"
+    for marker in ("site-packages/", project, "lib/python3.11/"):
         if marker in where:
             where = where.split(marker, 1)[1]
             break
