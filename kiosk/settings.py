@@ -241,7 +241,7 @@ class SyncSettings(_Section):
     interval_s: Seconds = 300.0
     jitter_s: NonNegativeSeconds = 60.0
     misfire_grace_s: Seconds = 600.0
-    batch_records: Annotated[StrictInt, Field(ge=1, le=MAX_RECORDS)] = 200
+    batch_records: Annotated[StrictInt, Field(ge=1, le=MAX_RECORDS)] = 300
     connect_timeout_s: Seconds = 5.0
     read_timeout_s: Seconds = 30.0
     deadline_s: Seconds = 120.0

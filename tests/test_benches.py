@@ -105,7 +105,7 @@ def test_drain_bench_prints_its_figures(tmp_path):
     assert 200 < visitors < 400, out  # about 6.7 answers per visitor
     rows = re.findall(rf"^\s+(\d+)(\*| )\s+(\d+)\s+(\d+)\s+(\d+)\s+({NUMBER})\s+(\d+)\s+(\d+)"
                       rf"\s+(\d+)/(\d+)$", out, re.M)
-    assert [(int(r[0]), r[1]) for r in rows] == [(200, "*"), (100, " ")], out
+    assert [(int(r[0]), r[1]) for r in rows] == [(300, "*"), (100, " ")], out
     for row in rows:
         assert (int(row[8]), int(row[9])) == (visitors, 2000), out  # stored by central
     assert re.search(r"stored exactly once by central \(all drains\): yes$", out, re.M), out
@@ -113,7 +113,7 @@ def test_drain_bench_prints_its_figures(tmp_path):
                   "of which inside central's app \\(batches\\)", "mark_sent\\(\\)"):
         assert re.search(rf"^\s+{label}.*\s{NUMBER} s\s+{NUMBER} %", out, re.M), (label, out)
     assert re.search(rf"^best batch size: \d+ \({NUMBER} s\)", out, re.M), out
-    assert re.search(rf"^drain of 2000 answers, shipped batch 200: {NUMBER} s, \d+ answers/s; "
+    assert re.search(rf"^drain of 2000 answers, shipped batch 300: {NUMBER} s, \d+ answers/s; "
                      r"target <= 10 s: (PASS|FAIL)$", out, re.M), out
     assert not any(p.name.startswith("bench-drain-") for p in tmp_path.iterdir())
 

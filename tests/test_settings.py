@@ -286,7 +286,7 @@ def test_a_whole_number_written_as_float_is_shown_as_written(config_folder):
 
 def test_sync_defaults_have_the_documented_values():
     s = load_settings(None).sync
-    assert (s.interval_s, s.jitter_s, s.misfire_grace_s, s.batch_records) == (300, 60, 600, 200)
+    assert (s.interval_s, s.jitter_s, s.misfire_grace_s, s.batch_records) == (300, 60, 600, 300)
     assert (s.connect_timeout_s, s.read_timeout_s, s.deadline_s) == (5, 30, 120)
     assert (s.backoff_base_s, s.backoff_cap_s, s.retry_after_cap_s) == (2, 300, 600)
 
