@@ -26,7 +26,6 @@ from pydantic import (
     PrivateAttr,
     StrictInt,
     StrictStr,
-    ValidationError,
     ValidationInfo,
     field_validator,
 )
@@ -34,7 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from central.errors import ConfigError
-from kiosk.configfile import describe, explain_validation_error, problem, read_toml
+from kiosk.configfile import describe, problem, read_toml, validate_settings_file
 from sync.protocol import MAX_BODY_BYTES, MAX_RECORDS
 
 CONFIG_ENV = "BALIE_CENTRAL_CONFIG"
@@ -153,15 +152,4 @@ def load_settings(path: str | os.PathLike | None = None,
     if env_url is not None:
         data = {**data, "database_url": env_url}
         source = f"{source} (database_url from ${DATABASE_ENV})"
-    try:
-        settings = CentralSettings.model_validate(data, context={"base_dir": base})
-    except ValidationError as exc:
-        raise ConfigError(source, explain_validation_error(exc, CentralSettings, _place)) from None
-    settings._source_path = None if path is None else Path(path).resolve()
-    return settings
-
-
-def _place(loc: tuple) -> tuple[str, tuple]:
-    """``limits.max_records``: the TOML key path, then any list entry."""
-    keys = [part for part in loc if isinstance(part, str)]
-    return ".".join(keys), tuple(part for part in loc if isinstance(part, int))
+    return validate_settings_file(CentralSettings, data, base, source, path, ConfigError)

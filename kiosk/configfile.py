@@ -188,3 +188,28 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
             if found:
                 return found
     return None
+
+
+def key_place(loc: tuple) -> tuple[str, tuple]:
+    """For :func:`explain_validation_error` on a settings file: ``timeouts.idle_reset_s``.
+
+    The TOML key path as the prefix, then any list entries as the rest.
+    """
+    keys = [part for part in loc if isinstance(part, str)]
+    return ".".join(keys), tuple(part for part in loc if isinstance(part, int))
+
+
+def validate_settings_file(model, data: dict, base: Path, source: str, path,
+                           error: type[ConfigError] = ConfigError) -> Any:
+    """Validate ``data`` (read from ``path``, or ``{}`` for built-in defaults) as ``model``.
+
+    Relative paths in the file resolve against ``base``; a failure raises
+    ``error`` (a :class:`ConfigError`) naming ``source`` and every problem. The result
+    remembers the file it came from in ``_source_path``.
+    """
+    try:
+        settings = model.model_validate(data, context={"base_dir": base})
+    except ValidationError as exc:
+        raise error(source, explain_validation_error(exc, model, key_place)) from None
+    settings._source_path = None if path is None else Path(path).resolve()
+    return settings

@@ -25,7 +25,6 @@ from pydantic import (
     PrivateAttr,
     StrictInt,
     StrictStr,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -33,7 +32,7 @@ from pydantic import (
 
 from kiosk import paths
 from kiosk.errors import ConfigError
-from kiosk.configfile import describe, explain_validation_error, problem, read_toml
+from kiosk.configfile import describe, problem, read_toml, validate_settings_file
 from kiosk.questionnaire import Slug
 from sync.protocol import MAX_RECORDS
 
@@ -308,15 +307,4 @@ def load_settings(path: str | Path | None = None) -> KioskSettings:
         data, base, source = {}, paths.config_dir(), "built-in defaults"
     else:
         data, base, source = read_toml(path, ConfigError), Path(path).resolve().parent, str(path)
-    try:
-        settings = KioskSettings.model_validate(data, context={"base_dir": base})
-    except ValidationError as exc:
-        raise ConfigError(source, explain_validation_error(exc, KioskSettings, _place)) from None
-    settings._source_path = None if path is None else Path(path).resolve()
-    return settings
-
-
-def _place(loc: tuple) -> tuple[str, tuple]:
-    """``timeouts.idle_reset_s``: the TOML key path, then any list entry."""
-    keys = [part for part in loc if isinstance(part, str)]
-    return ".".join(keys), tuple(part for part in loc if isinstance(part, int))
+    return validate_settings_file(KioskSettings, data, base, source, path)
