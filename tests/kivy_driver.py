@@ -8,11 +8,14 @@ path as a finger: window -> screen -> widget.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from kiosk.kivy_setup import configure
 
-configure(windowed=True, width=1280, height=800, touch_provider="mouse")
+# BALIE_TEST_WINDOW=WxH: a smaller window draws faster in software (long benches).
+_WIDTH, _HEIGHT = (int(v) for v in os.environ.get("BALIE_TEST_WINDOW", "1280x800").split("x"))
+configure(windowed=True, width=_WIDTH, height=_HEIGHT, touch_provider="mouse")
 
 from kivy.base import EventLoop  # noqa: E402
 from kivy.clock import Clock  # noqa: E402
