@@ -103,6 +103,26 @@ def run_central(settings: CentralSettings, *, migrate_first: bool = True,
         sock.close()
 
 
+@contextlib.contextmanager
+def central_on_backend(request, tmp_path_factory) -> Iterator[tuple]:
+    """A real central on the backend ``request.param`` ("sqlite" or "postgres").
+
+    For module-scoped fixtures parametrized over both backends; yields
+    ``(settings, base_url, engine)`` and disposes the engine afterwards.
+    """
+    if request.param == "sqlite":
+        database = tmp_path_factory.mktemp("central") / "central.sqlite3"
+    else:
+        database = request.getfixturevalue("pg_cluster").create_database()
+    settings = central_settings(database)
+    with run_central(settings) as base_url:
+        engine = make_engine(settings.database_url)
+        try:
+            yield settings, base_url, engine
+        finally:
+            engine.dispose()
+
+
 def clock(wall: float, mono: float, boot_id: str = "boot-a") -> dict:
     """A wire ``ClockReading``."""
     return {"wall": wall, "boot_id": boot_id, "mono": mono}

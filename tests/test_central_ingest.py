@@ -10,11 +10,10 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from central.db import make_engine
 from central.models import Answer, Device, Response
 from sync.protocol import BATCHES_PATH, HEARTBEAT_PATH
 from tests.central_fixtures import (
-    central_settings,
+    central_on_backend,
     clock,
     enrol_device,
     make_batch,
@@ -26,15 +25,8 @@ from tests.central_fixtures import (
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def central(request, tmp_path_factory):
     """(settings, base_url, engine) of one real central per backend for this module."""
-    if request.param == "sqlite":
-        database = tmp_path_factory.mktemp("central") / "central.sqlite3"
-    else:
-        database = request.getfixturevalue("pg_cluster").create_database()
-    settings = central_settings(database)
-    with run_central(settings) as base_url:
-        engine = make_engine(settings.database_url)
-        yield settings, base_url, engine
-        engine.dispose()
+    with central_on_backend(request, tmp_path_factory) as central:
+        yield central
 
 
 @pytest.fixture

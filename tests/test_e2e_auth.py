@@ -22,7 +22,6 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from central.db import make_engine
 from central.devices import device_statuses
 from kiosk.buffer import Buffer
 from kiosk.clock import FakeTimeSource
@@ -31,7 +30,7 @@ from kiosk.state import DeviceStateStore
 from sync.protocol import BATCHES_PATH
 from sync.scheduler import build_sync
 from sync.uploader import Uploader, make_session
-from tests.central_fixtures import central_settings, enrol_device, run_central
+from tests.central_fixtures import central_on_backend, enrol_device
 from tests.faultproxy import Fault, FaultProxy
 from tests.sync_test_server import FakeTime, fill_buffer
 
@@ -40,16 +39,9 @@ BALIE_CENTRAL = Path(sys.executable).with_name("balie-central")
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def central(request, tmp_path_factory):
-    if request.param == "sqlite":
-        database = tmp_path_factory.mktemp("central") / "central.sqlite3"
-    else:
-        database = request.getfixturevalue("pg_cluster").create_database()
-    settings = central_settings(database)
-    with run_central(settings) as base_url:
-        engine = make_engine(settings.database_url)
+    with central_on_backend(request, tmp_path_factory) as (settings, base_url, engine):
         with FaultProxy(base_url, seed=0) as proxy:  # no faults: it counts requests
             yield settings, proxy, engine
-        engine.dispose()
 
 
 @pytest.fixture

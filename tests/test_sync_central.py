@@ -6,28 +6,20 @@ import random
 
 import pytest
 
-from central.db import make_engine
 from central.devices import device_statuses, revoke
 from kiosk.buffer import Buffer
 from kiosk.clock import FakeTimeSource
 from kiosk.settings import SyncSettings
 from kiosk.state import DeviceState
 from sync.uploader import Uploader
-from tests.central_fixtures import central_settings, enrol_device, run_central
+from tests.central_fixtures import central_on_backend, enrol_device
 from tests.sync_test_server import FakeTime, fill_buffer
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def central(request, tmp_path_factory):
-    if request.param == "sqlite":
-        database = tmp_path_factory.mktemp("central") / "central.sqlite3"
-    else:
-        database = request.getfixturevalue("pg_cluster").create_database()
-    settings = central_settings(database)
-    with run_central(settings) as base_url:
-        engine = make_engine(settings.database_url)
-        yield settings, base_url, engine
-        engine.dispose()
+    with central_on_backend(request, tmp_path_factory) as central:
+        yield central
 
 
 @pytest.fixture
