@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_v
 PROTOCOL_VERSION = 1
 BATCHES_PATH = "/api/v1/batches"
 HEARTBEAT_PATH = "/api/v1/heartbeat"
+QUESTIONNAIRE_PATH = "/api/v1/questionnaire"
 HEALTH_PATH = "/healthz"
 
 #: Limits a batch must keep (central refuses larger ones with 413).
@@ -165,6 +166,32 @@ class Heartbeat(_Wire):
     disk_free_bytes: Annotated[StrictInt, Field(ge=0, le=INT64_MAX)] | None = None
     clock: ClockReading
     clock_synced: bool | None = None
+    # Added for the admin issue (optional: older terminals leave them out).
+    #: The questionnaire the terminal asks now.
+    questionnaire: QuestionnaireRef | None = None
+    #: Why the last questionnaire download or check failed (the last good one stays in use).
+    questionnaire_error: Annotated[StrictStr, Field(max_length=1000, pattern=NO_NUL)] | None = None
+    #: Whether the terminal is inside its opening hours now (``None``: no opening hours set).
+    open_now: bool | None = None
+    #: Seconds of opening time since the last recorded response (or since the terminal
+    #: started, when it has recorded none since): central's "no ratings" signal.
+    quiet_open_s: Annotated[float, Field(ge=0, le=1e10, allow_inf_nan=False)] | None = None
+
+
+class QuestionnaireDocument(_Wire):
+    """``GET`` :data:`QUESTIONNAIRE_PATH`: the questionnaire central publishes for this device.
+
+    The body is JSON: the id and version central stored, and the TOML text as
+    published (the device validates it with the same loader as a local file).
+    Central sends an ``ETag`` header (a quoted sha256 of ``toml``); a request
+    with a matching ``If-None-Match`` gets ``304 Not Modified`` and no body.
+    ``404`` with :class:`ErrorBody` ``error="no_questionnaire"``: nothing is
+    published for this device's location, keep the local one.
+    """
+
+    id: Slug
+    version: Annotated[StrictInt, Field(ge=1, le=INT32_MAX)]
+    toml: Annotated[StrictStr, Field(min_length=1, max_length=MAX_BODY_BYTES, pattern=NO_NUL)]
 
 
 class HeartbeatAck(_Wire):
