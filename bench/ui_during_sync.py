@@ -141,11 +141,11 @@ def start(tmp: Path, buffer_path: Path, settings, device_state, log: FrameLog):
     controlled = ControlledTime()
     app = BalieApp(settings=settings, questionnaire=questionnaire, buffer=buffer,
                    lockdown=True, device_state=device_state)
-    app._run_prepare()  # build, window, on_start (starts the sync schedule when enrolled)
+    app._run_prepare()  # build, window, on_start
     driver = make_driver_class()(app, controlled, buffer_path)
     driver.log = log
     Window.bind(on_flip=log.on_flip, on_draw=log.on_draw)
-    driver.frames(3)
+    driver.until_ready()  # screens made and the sync schedule started (when enrolled)
     return driver
 
 

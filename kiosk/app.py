@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from kivy.app import App
 from kivy.clock import Clock
@@ -15,6 +16,7 @@ from kiosk.ui import load_kv
 from kiosk.ui.answers import make_panel
 from kiosk.ui.comment import CommentScreen
 from kiosk.ui.idle import IdleWarning
+from kiosk.ui.lazy import LazyWidgets
 from kiosk.ui.navigator import Navigator
 from kiosk.ui.question import QuestionScreen
 from kiosk.ui.thanks import ThanksScreen
@@ -32,6 +34,10 @@ class BalieApp(App):
 
     ``device_state``: where and as whom to sync (``None``: not enrolled, sync off).
     Sync runs on APScheduler's own thread; the UI only starts and stops it.
+
+    Start-up order: ``build()`` makes the welcome screen and its answer panel;
+    after the first frame is drawn, the other screens and panels are made one
+    per frame, then sync is built and started, then ``on_ready`` fires.
     """
 
     #: Seconds between checks that the sync schedule has not stalled (wall-clock jumps).
@@ -52,6 +58,9 @@ class BalieApp(App):
         self.theme = Theme.from_settings(settings.theme)
         self.tr = Translator(locale_dir(), settings.languages.default)
         self.navigator: Navigator | None = None
+        self._warm_up_event = None
+        self.is_ready = False  # True once on_ready has fired
+        self.register_event_type("on_ready")
 
     def build(self):
         load_kv()
@@ -61,13 +70,14 @@ class BalieApp(App):
                            language=settings.languages.default,
                            rapid_repeat_s=settings.timeouts.rapid_repeat_s,
                            monotonic=lambda: Clock.time())
-        screens = {"welcome": WelcomeScreen(), "question": QuestionScreen(),
-                   "comment": CommentScreen(), "thanks": ThanksScreen()}
         manager = ScreenManager(transition=NoTransition())
-        for screen in screens.values():
-            manager.add_widget(screen)
-        panels = {q.id: make_panel(q, self.tr)
-                  for q in self.questionnaire.questions if q.type != "comment"}
+        # Only the welcome screen and its panel are made before the first frame;
+        # the rest follow one per frame once the terminal is on screen (_warm_up).
+        screens = LazyWidgets({"welcome": WelcomeScreen, "question": QuestionScreen,
+                               "comment": CommentScreen, "thanks": ThanksScreen})
+        screens.on_built(lambda _name, screen: manager.add_widget(screen))
+        panels = LazyWidgets({q.id: partial(make_panel, q, self.tr)
+                              for q in self.questionnaire.questions if q.type != "comment"})
         self.navigator = Navigator(manager, screens, panels, IdleWarning(), flow, self.tr,
                                    default_language=settings.languages.default,
                                    languages=settings.languages.available,
@@ -77,7 +87,6 @@ class BalieApp(App):
         if self.lockdown:
             Window.bind(on_request_close=self._refuse_close)
         self.navigator.to_welcome()
-        self.sync = self._build_sync()
         return manager
 
     def _build_sync(self):
@@ -91,9 +100,30 @@ class BalieApp(App):
         return build_sync(self.settings, self.buffer, self.device_state)
 
     def on_start(self):
+        # The first frame is drawn after on_start; everything below waits until
+        # it is on screen, so the welcome screen answers taps as early as it can.
+        Window.bind(on_flip=self._first_frame_drawn)
+
+    def _first_frame_drawn(self, *_args) -> None:
+        Window.unbind(on_flip=self._first_frame_drawn)
+        self._warm_up_event = Clock.schedule_interval(self._warm_up, 0)
+
+    def _warm_up(self, _dt) -> bool:
+        """One step per frame: make the next screen or panel; when all are made, start sync."""
+        navigator = self.navigator
+        if navigator.screens.build_next() or navigator.panels.build_next():
+            return True
+        self._warm_up_event = None
+        self.sync = self._build_sync()
         if self.sync is not None:
             self.sync.start()
             Clock.schedule_interval(lambda _dt: self.sync.watchdog(), self.SYNC_WATCHDOG_S)
+        self.is_ready = True
+        self.dispatch("on_ready")
+        return False
+
+    def on_ready(self):
+        """Every screen is made and sync (if enrolled) has started."""
 
     def _refuse_close(self, *_args, **_kwargs) -> bool:
         """Alt+F4 and the window manager's close button do nothing on a kiosk."""
@@ -104,6 +134,10 @@ class BalieApp(App):
         return False
 
     def on_stop(self):
+        Window.unbind(on_flip=self._first_frame_drawn)
+        if self._warm_up_event is not None:
+            self._warm_up_event.cancel()
+            self._warm_up_event = None
         if self.sync is not None:
             self.sync.shutdown()  # asks a running round to stop; does not wait for it
         self.buffer.close()

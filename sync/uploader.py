@@ -241,6 +241,20 @@ class Uploader:
     the default sleep wakes up early when :meth:`stop` is called. ``rng``: the
     backoff's randomness. ``clock_synced``: the NTP facade. ``disk_usage``:
     ``shutil.disk_usage``.
+
+    Seams for the rest of the terminal (both may be added to after construction):
+
+    * ``heartbeat_extras``: callables returning a dict of extra
+      :class:`~sync.protocol.Heartbeat` fields (the questionnaire in use, the
+      opening-hours state, ...); merged into every heartbeat. A provider that
+      raises is logged and left out: it never breaks a round.
+    * ``progress``: callables ``progress(report)`` called (on the sync thread)
+      after every batch and at the end of a round, for the admin screen's
+      progress display. They must return quickly and not touch Kivy widgets
+      directly (schedule on the Kivy clock instead).
+    * ``after_round``: callables ``after_round(report)`` run on the sync
+      thread at the end of each round, before the heartbeat (e.g. fetching the
+      questionnaire); an exception is logged and put in ``report.last_error``.
     """
 
     def __init__(self, settings, buffer, state, session: requests.Session | None = None, *,
@@ -263,6 +277,9 @@ class Uploader:
         self.app_version = app_version
         self._lock = threading.Lock()
         self.last_report: SyncReport | None = None  # for the admin screen
+        self.heartbeat_extras: list[Callable[[], dict]] = []
+        self.progress: list[Callable[[SyncReport], object]] = []
+        self.after_round: list[Callable[[SyncReport], object]] = []
         self._last_recorded_error: str | None = None
 
     # ----------------------------------------------------------------- public
@@ -338,6 +355,7 @@ class Uploader:
                 if isinstance(outcome, _Acked):
                     if self._apply(records, outcome.result, report):
                         attempt = 0
+                        self._notify(report)
                         continue
                     outcome = _RetryLater(f"central acknowledged none of the {len(records)} "
                                           "responses sent")
@@ -373,6 +391,8 @@ class Uploader:
             report.last_error = str(err)
             report.stopped_reason = "buffer"
 
+        if report.stopped_reason not in ("auth", "stopped") and self.monotonic() < round_end:
+            self._run_after_round(report)
         if (report.stopped_reason in ("done", "deadline", "error", "buffer")
                 and self.monotonic() < round_end):
             self._heartbeat(round_end, report)
@@ -381,6 +401,7 @@ class Uploader:
         except BufferUnavailable:
             pass
         self._record_error(report)
+        self._notify(report)
         return report
 
     def _apply(self, records, result: BatchResult, report: SyncReport) -> bool:
@@ -498,7 +519,7 @@ class Uploader:
             disk_free_bytes=free,
             clock=ClockReading(wall=max(0.0, reading.wall), boot_id=reading.boot_id,
                                mono=max(0.0, reading.mono)),
-            clock_synced=synced)
+            clock_synced=synced, **self._extras())
         try:
             status, _headers, content = self._post(
                 HEARTBEAT_PATH, heartbeat.model_dump_json().encode(), deadline_at)
@@ -513,6 +534,31 @@ class Uploader:
             report.stopped_reason = "auth"
         else:
             report.last_error = f"heartbeat: {_error_text(status, content)}"
+
+    def _extras(self) -> dict:
+        """The heartbeat_extras providers' fields (a failing provider is logged and skipped)."""
+        fields: dict = {}
+        for provider in self.heartbeat_extras:
+            try:
+                fields.update(provider() or {})
+            except Exception:  # a provider must never break a round
+                log.exception("heartbeat field provider %r failed", provider)
+        return fields
+
+    def _notify(self, report: SyncReport) -> None:
+        for listener in self.progress:
+            try:
+                listener(report)
+            except Exception:
+                log.exception("sync progress listener %r failed", listener)
+
+    def _run_after_round(self, report: SyncReport) -> None:
+        for step in self.after_round:
+            try:
+                step(report)
+            except Exception as err:
+                log.exception("after-round step %r failed", step)
+                report.last_error = report.last_error or f"{type(err).__name__}: {err}"[:1000]
 
     # ----------------------------------------------------------------- for the admin screen
 

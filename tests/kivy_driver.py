@@ -100,6 +100,14 @@ class Driver:
         for _ in range(count):
             EventLoop.idle()
 
+    def until_ready(self, max_frames: int = 200) -> int:
+        """Run frames until the app has made every screen and started sync; returns the frames run."""
+        for count in range(1, max_frames + 1):
+            self.frames(1)
+            if self.app.is_ready:
+                return count
+        raise AssertionError(f"the app was not ready after {max_frames} frames")
+
     def advance(self, seconds: float, step: float = 0.5) -> None:
         """Move the clock on by ``seconds``, running frames along the way."""
         remaining = seconds
@@ -161,16 +169,17 @@ class Driver:
         self.time.restore()
 
 
-def start_app(tmp_path: Path, *, settings=None, lockdown: bool = True) -> Driver:
-    """Build a fresh app with a fresh buffer in ``tmp_path`` and show it."""
+def start_app(tmp_path: Path, *, settings=None, lockdown: bool = True, device_state=None,
+              frames: int = 3) -> Driver:
+    """Build a fresh app with a fresh buffer in ``tmp_path`` and show it (``frames`` drawn)."""
     settings = settings or test_settings()
     buffer_path = tmp_path / "buffer.sqlite3"
     buffer = Buffer.open(buffer_path)
     questionnaire = load_questionnaire(settings.questionnaire_path)
     time = ControlledTime()
     app = BalieApp(settings=settings, questionnaire=questionnaire, buffer=buffer,
-                   lockdown=lockdown)
+                   lockdown=lockdown, device_state=device_state)
     app._run_prepare()
     driver = Driver(app, time, buffer_path)
-    driver.frames(3)
+    driver.frames(frames)
     return driver

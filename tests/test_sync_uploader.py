@@ -409,3 +409,49 @@ def test_an_empty_buffer_still_sends_a_heartbeat(buf, central, fake_time, clock)
     report = make_uploader(buf, central, fake_time, clock).run_once()
     assert report.ok and report.batches == 0 and len(central.heartbeats) == 1
     assert central.heartbeats[0].backlog == 0
+
+
+# --------------------------------------------------------------------------- seams
+
+
+def test_heartbeat_extras_are_merged_and_a_failing_provider_is_left_out(buf, central, fake_time,
+                                                                         clock):
+    uploader = make_uploader(buf, central, fake_time, clock)
+
+    def broken():
+        raise RuntimeError("provider bug")
+
+    uploader.heartbeat_extras += [lambda: {"open_now": True, "quiet_open_s": 90.0}, broken,
+                                  lambda: {"questionnaire": {"id": "balie-standaard", "version": 2}}]
+    report = uploader.run_once()
+    beat = central.heartbeats[-1]
+    assert report.ok
+    assert beat.open_now is True and beat.quiet_open_s == 90.0
+    assert (beat.questionnaire.id, beat.questionnaire.version) == ("balie-standaard", 2)
+
+
+def test_progress_is_reported_after_every_batch_and_at_the_end(buf, central, fake_time, clock):
+    fill_buffer(buf, 5)
+    uploader = make_uploader(buf, central, fake_time, clock, batch_records=2)
+    seen = []
+    uploader.progress.append(lambda report: seen.append((report.sent, report.backlog)))
+    report = uploader.run_once()
+    assert report.ok and report.sent == 5
+    assert [sent for sent, _ in seen] == [2, 4, 5, 5]
+    assert seen[-1] == (5, 0)  # the last call carries the final backlog
+
+
+def test_after_round_steps_run_before_the_heartbeat_and_their_errors_are_reported(
+        buf, central, fake_time, clock):
+    uploader = make_uploader(buf, central, fake_time, clock)
+    order = []
+    uploader.after_round.append(lambda report: order.append(len(central.heartbeats)))
+
+    def failing(_report):
+        raise OSError("questionnaire download failed")
+
+    uploader.after_round.append(failing)
+    report = uploader.run_once()
+    assert order == [0]  # ran before the heartbeat went up
+    assert "questionnaire download failed" in report.last_error
+    assert "questionnaire download failed" in central.heartbeats[-1].last_error

@@ -227,3 +227,59 @@ def test_the_comment_field_forgets_what_was_typed_after_sending(kiosk):
     kiosk.tap(comment.ids.send)
     assert comment.ids.text.text == ""
     assert comment.ids.text._undo == [] and comment.ids.text._redo == []
+
+
+@pytest.fixture
+def fresh_app(tmp_path):
+    """A started app of which no frame has been drawn yet (``fresh_app(device_state=...)``)."""
+    from tests.kivy_driver import start_app
+
+    drivers = []
+
+    def start(**kwargs):
+        folder = tmp_path / f"app{len(drivers)}"
+        folder.mkdir()
+        driver = start_app(folder, frames=0, **kwargs)
+        drivers.append(driver)
+        return driver
+
+    yield start
+    for driver in drivers:
+        driver.close()
+
+
+def test_only_the_welcome_screen_is_made_before_the_first_frame_the_rest_follow(fresh_app):
+    driver = fresh_app()
+    navigator = driver.navigator
+    assert set(navigator.screens.built()) == {"welcome"}
+    assert set(navigator.panels.built()) == {"totaal"}
+    assert driver.app.is_ready is False
+    frames = driver.until_ready()
+    assert set(navigator.screens.built()) == {"welcome", "question", "comment", "thanks"}
+    assert set(navigator.panels.built()) == {"totaal", *FOLLOW_UPS}
+    assert sorted(driver.app.root.screen_names) == ["comment", "question", "thanks", "welcome"]
+    # one widget per frame, after the first frame: 3 screens + 6 panels
+    assert frames >= 9
+    assert driver.app.sync is None  # not enrolled
+
+
+def test_a_tap_before_the_other_screens_are_made_still_works(fresh_app):
+    driver = fresh_app()
+    driver.frames(1)  # the first frame only: nothing else has been made yet
+    assert set(driver.navigator.screens.built()) == {"welcome"}
+    x, y = driver.button_for("totaal", 9).to_window(*driver.button_for("totaal", 9).center)
+    driver.tap_at(x, y)
+    assert driver.screen == "question"
+    assert driver.current_screen().question.id == "wachttijd"
+    assert answers(driver) == {"totaal": 9}
+
+
+def test_an_enrolled_terminal_starts_sync_only_after_its_first_frame(fresh_app):
+    from kiosk.state import DeviceState
+
+    state = DeviceState(central_url="http://127.0.0.1:9", device_id="dev-00000000", token="t" * 43)
+    driver = fresh_app(device_state=state)
+    assert driver.app.sync is None  # requests and APScheduler wait for the first frame
+    driver.until_ready()
+    assert driver.app.sync is not None
+    assert driver.app.sync.scheduler.running

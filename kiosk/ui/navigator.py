@@ -22,7 +22,9 @@ class Navigator:
 
     ``screens`` maps names (``welcome``, ``question``, ``comment``, ``thanks``)
     to screen widgets inside ``manager``; ``panels`` maps question ids to their
-    prebuilt answer panels.
+    answer panels. Both are :class:`kiosk.ui.lazy.LazyWidgets`: a screen or
+    panel is wired here when it is made, and made when first shown if the app
+    has not made it ahead of time.
     """
 
     def __init__(self, manager, screens, panels, idle_warning, flow: VisitorFlow, tr, *,
@@ -39,16 +41,26 @@ class Navigator:
         self._countdown_event = None
         self._thanks_event = None
 
-        for panel in panels.values():
-            panel.bind(on_answer=lambda _panel, value: self.answer(value))
-        welcome = screens["welcome"]
-        welcome.languages = list(languages)
-        welcome.bind(on_language=lambda _s, code: self.switch_language(code))
-        screens["question"].bind(on_skip=lambda *_: self.skip())
-        screens["comment"].bind(on_submit=lambda _s, text: self.submit_comment(text),
-                                on_skip=lambda *_: self.skip())
-        screens["thanks"].bind(on_done=lambda *_: self.to_welcome())
+        self._languages = list(languages)
+        panels.on_built(self._wire_panel)
+        screens.on_built(self._wire_screen)
         idle_warning.bind(on_still_here=lambda *_: self.still_here())
+
+    def _wire_panel(self, _question_id, panel) -> None:
+        panel.bind(on_answer=lambda _panel, value: self.answer(value))
+
+    def _wire_screen(self, name, screen) -> None:
+        if name == "welcome":
+            screen.languages = self._languages
+            screen.current_language = self.tr.lang
+            screen.bind(on_language=lambda _s, code: self.switch_language(code))
+        elif name == "question":
+            screen.bind(on_skip=lambda *_: self.skip())
+        elif name == "comment":
+            screen.bind(on_submit=lambda _s, text: self.submit_comment(text),
+                        on_skip=lambda *_: self.skip())
+        elif name == "thanks":
+            screen.bind(on_done=lambda *_: self.to_welcome())
 
     # -- visitor actions -------------------------------------------------
     def answer(self, value) -> None:
@@ -105,7 +117,8 @@ class Navigator:
             self._cancel_timers()
             self._thanks_event = Clock.schedule_once(lambda _dt: self.to_welcome(),
                                                      self.timeouts.thanks_s)
-        self.manager.current = step.kind if step.kind != "welcome" else "welcome"
+        self.screens[step.kind]  # made now if not made yet (the thank-you screen)
+        self.manager.current = step.kind
         if step.kind in ("question", "comment"):
             self._restart_idle()
 
