@@ -36,8 +36,9 @@ class BalieApp(App):
     Sync runs on APScheduler's own thread; the UI only starts and stops it.
 
     Start-up order: ``build()`` makes the welcome screen and its answer panel;
-    after the first frame is drawn, the other screens and panels are made one
-    per frame, then sync is built and started, then ``on_ready`` fires.
+    after the first frame is drawn, one step per frame: the buffer loads
+    SQLAlchemy (``Buffer.warm_up``), the other screens and panels are made,
+    then sync is built and started, then ``on_ready`` fires.
     """
 
     #: Seconds between checks that the sync schedule has not stalled (wall-clock jumps).
@@ -59,6 +60,7 @@ class BalieApp(App):
         self.tr = Translator(locale_dir(), settings.languages.default)
         self.navigator: Navigator | None = None
         self._warm_up_event = None
+        self._buffer_warmed = False
         self.is_ready = False  # True once on_ready has fired
         self.register_event_type("on_ready")
 
@@ -109,8 +111,12 @@ class BalieApp(App):
         self._warm_up_event = Clock.schedule_interval(self._warm_up, 0)
 
     def _warm_up(self, _dt) -> bool:
-        """One step per frame: make the next screen or panel; when all are made, start sync."""
+        """One step per frame: the buffer's SQLAlchemy, then each screen and panel, then sync."""
         navigator = self.navigator
+        if not self._buffer_warmed:
+            self._buffer_warmed = True
+            self.buffer.warm_up()  # SQLAlchemy, deferred by the buffer's fast open
+            return True
         if navigator.screens.build_next() or navigator.panels.build_next():
             return True
         self._warm_up_event = None

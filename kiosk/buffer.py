@@ -36,28 +36,23 @@ import contextlib
 import errno
 import os
 import sqlite3
+import sys
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, NamedTuple
-
-from sqlalchemy import (
-    bindparam,
-    create_engine,
-    event,
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, Connection, Engine
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 from kiosk import buffer_migrations
-from kiosk.buffer_schema import END_REASONS, answers, events as events_table, meta, responses
 from kiosk.clock import Stamp, TimeSource, system_time_source
 from kiosk.errors import BufferUnavailable
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+#: How a response ended. ``interrupted``: left open by a crash or power cut
+#: and closed when the buffer was next opened. (kiosk.buffer_schema's CHECK uses it.)
+END_REASONS = ("completed", "idle", "abandoned", "interrupted")
 
 try:  # POSIX only; without it every opener counts as the owner.
     import fcntl
@@ -199,7 +194,8 @@ def _errcode(err: BaseException | None) -> int | None:
 
 def _unavailable(path: Path, doing: str, err: BaseException) -> BufferUnavailable:
     """A :class:`BufferUnavailable` naming the file, the action and the cause."""
-    if isinstance(err, sa_exc.DBAPIError) and err.orig is not None:
+    sa_exc = sys.modules.get("sqlalchemy.exc")  # only loaded once the engine is in use
+    if sa_exc is not None and isinstance(err, sa_exc.DBAPIError) and err.orig is not None:
         err = err.orig
     if isinstance(err, OSError):
         cause = err.strerror or str(err)
@@ -322,88 +318,44 @@ class _OwnerLock:
             self.fd = None
 
 
-def _make_engine(path: Path) -> Engine:
-    engine = create_engine(URL.create("sqlite", database=str(path)))
+def configure_connection(dbapi_connection, path: Path) -> None:
+    """The settings every connection to the buffer runs with (the engine's and the fast open's).
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):
-        # Take BEGIN away from the sqlite3 module (it skips it before SELECT
-        # and DDL); the "begin" hook below emits it, so each unit of work is
-        # exactly one BEGIN … COMMIT. PRAGMAs then run outside transactions.
-        dbapi_connection.isolation_level = None
-        cur = dbapi_connection.cursor()
-        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = cur.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        cur.execute("PRAGMA synchronous = FULL")
-        cur.execute("PRAGMA foreign_keys = ON")
-        cur.close()
-        if str(mode).lower() != "wal":
-            raise BufferUnavailable(
-                f"local buffer {path}: cannot switch to WAL journal mode (got {mode!r})"
-            )
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn):
-        # IMMEDIATE takes the write lock up front, so reading the next sequence
-        # number and writing it happen under one lock. Reads ask for DEFERRED.
-        # Sent on the DBAPI connection directly: the same statement, without
-        # the statement layer's per-call cost (it runs once per tap).
-        conn.connection.driver_connection.execute(
-            "BEGIN " + conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    BEGIN is taken away from the sqlite3 module (it skips it before SELECT and
+    DDL): each unit of work emits exactly one BEGIN … COMMIT itself. PRAGMAs
+    then run outside transactions.
+    """
+    dbapi_connection.isolation_level = None
+    cur = dbapi_connection.cursor()
+    cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    mode = cur.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    cur.execute("PRAGMA synchronous = FULL")
+    cur.execute("PRAGMA foreign_keys = ON")
+    cur.close()
+    if str(mode).lower() != "wal":
+        raise BufferUnavailable(
+            f"local buffer {path}: cannot switch to WAL journal mode (got {mode!r})"
         )
 
-    return engine
+
+def _sql():
+    """:mod:`kiosk.buffer_sql` (SQLAlchemy's engine and statements), imported on first use."""
+    from kiosk import buffer_sql
+
+    return buffer_sql
 
 
-# Statements built once; SQLAlchemy caches their compiled form.
-_INSERT_EVENT = insert(events_table)
-_CLOSE = (
-    update(responses)
-    .where(responses.c.id == bindparam("rid"), responses.c.closed_at.is_(None))
-    .values(closed_at=bindparam("closed_at"), end_reason=bindparam("reason"))
-)
-_SET_LANGUAGE = (
-    update(responses).where(responses.c.id == bindparam("rid")).values(language=bindparam("lang"))
-)
-
-
-def _positional(table) -> tuple[str, tuple[str, ...]]:
-    """Compile an INSERT of every column of ``table`` to SQLite text + parameter order.
-
-    The per-tap statements run on the DBAPI cursor of the connection that
-    ``engine.begin()`` checked out: SQLAlchemy still owns the unit of work
-    (BEGIN IMMEDIATE, COMMIT, rollback on error, pooling), but skipping its
-    statement layer saves ~50 µs per statement, which on fast storage is a
-    third of the whole tap (see bench/tap_latency.py).
-    """
-    from sqlalchemy.dialects import sqlite
-
-    compiled = insert(table).compile(dialect=sqlite.dialect(), column_keys=[c.name for c in table.c])
-    return str(compiled), tuple(compiled.positiontup)
-
-
-_ANSWER_SQL, _ANSWER_COLUMNS = _positional(answers)
-_RESPONSE_SQL, _RESPONSE_COLUMNS = _positional(responses)
-if _ANSWER_COLUMNS != ("id", "response_id", "ordinal", "question_id", "aspect", "value_num",
-                       "value_text", "wall", "boot_id", "mono"):  # record_answer's tuple order
-    raise RuntimeError(f"answers columns changed: update Buffer.record_answer ({_ANSWER_COLUMNS})")
 _NEXT_SEQ_SQL = (
     "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'last_seq' RETURNING value"
 )
-
-_CLOSE_INTERRUPTED = (
-    update(responses)
-    .where(responses.c.closed_at.is_(None))
-    .values(
-        closed_at=func.coalesce(
-            select(func.max(answers.c.wall))
-            .where(answers.c.response_id == responses.c.id)
-            .scalar_subquery(),
-            responses.c.started_wall,
-        ),
-        end_reason="interrupted",
-    )
+# The fast open's statements (plain SQL: no SQLAlchemy before the first frame).
+# Same effect as kiosk.buffer_sql.CLOSE_INTERRUPTED and INSERT_EVENT (tests compare).
+CLOSE_INTERRUPTED_SQL = (
+    "UPDATE responses SET closed_at = coalesce((SELECT max(answers.wall) FROM answers "
+    "WHERE answers.response_id = responses.id), responses.started_wall), "
+    "end_reason = 'interrupted' WHERE responses.closed_at IS NULL"
 )
+INSERT_EVENT_SQL = "INSERT INTO events (kind, detail, wall, boot_id, mono) VALUES (?, ?, ?, ?, ?)"
 
 
 _STATS_SQL = (
@@ -506,13 +458,28 @@ def _short(error) -> str:
 class Buffer:
     """The local buffer: one SQLite file. Open with :meth:`Buffer.open`."""
 
-    def __init__(self, path: Path, engine: Engine, clock: TimeSource, lock: _OwnerLock) -> None:
+    def __init__(self, path: Path, engine: Engine | None, clock: TimeSource,
+                 lock: _OwnerLock) -> None:
         self.path = path
-        self._engine = engine
+        self._engine_or_none = engine  # made on first use (see warm_up)
         self._clock = clock
         self._lock = lock
         self.device_id: str = ""
         self.revision_checked_fast = False  # True: opened at head without Alembic
+
+    @property
+    def _engine(self) -> Engine:
+        if self._engine_or_none is None:
+            self._engine_or_none = _sql().make_engine(self.path)
+        return self._engine_or_none
+
+    def warm_up(self) -> None:
+        """Load SQLAlchemy and make the engine now (the app calls it after its first frame).
+
+        Opening an up-to-date buffer does not need SQLAlchemy (see :meth:`open`);
+        without this call the first unit of work loads it, ~200 ms on the test VM.
+        """
+        self._engine
 
     # ----------------------------------------------------------------- opening
 
@@ -539,7 +506,7 @@ class Buffer:
         except OSError as err:
             raise _unavailable(path, f"create its folder {path.parent}", err) from err
         lock = _OwnerLock(path)
-        engine = None
+        buf = None
         try:
             problem = _check_integrity(path)
             moved: list[Path] = []
@@ -550,15 +517,59 @@ class Buffer:
                         "process has it open; it is set aside when that process restarts"
                     )
                 moved = _set_aside(path)
-            engine = _make_engine(path)
-            buf = cls(path, engine, clock, lock)
-            buf._prepare(problem, moved)
+            buf = cls(path, None, clock, lock)
+            if problem is not None or not buf._prepare_fast():
+                buf._prepare(problem, moved)
             return buf
         except BaseException:
-            if engine is not None:
-                engine.dispose()
+            if buf is not None and buf._engine_or_none is not None:
+                buf._engine_or_none.dispose()
             lock.release()
             raise
+
+    def _prepare_fast(self) -> bool:
+        """The start-up unit of work on plain ``sqlite3``, for a sound buffer at the head revision.
+
+        Reads the device id and closes responses left open by a crash, as
+        :meth:`_prepare` does, in one transaction. Returns ``False`` (and
+        changes nothing) when the file is new, at another revision or lacks its
+        meta rows: then :meth:`_prepare` (SQLAlchemy, Alembic) does the work.
+        """
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return False
+        stamp = self._clock.now()
+        try:
+            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as err:
+            raise _unavailable(self.path, "open", err) from err
+        try:
+            configure_connection(con, self.path)
+            con.execute("BEGIN IMMEDIATE")
+            has_version = con.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+            ).fetchone()
+            revision = (con.execute("SELECT version_num FROM alembic_version").fetchone()
+                        if has_version else None)
+            rows = dict(con.execute("SELECT key, value FROM meta").fetchall()) if revision else {}
+            if (revision is None or revision[0] != buffer_migrations.HEAD_REVISION
+                    or "device_id" not in rows or "last_seq" not in rows):
+                con.execute("ROLLBACK")
+                return False
+            if self._lock.owner:
+                closed = con.execute(CLOSE_INTERRUPTED_SQL).rowcount
+                if closed:
+                    con.execute(INSERT_EVENT_SQL, (
+                        "responses_interrupted",
+                        f"{closed} response(s) left open by a crash closed as interrupted",
+                        stamp.wall, stamp.boot_id, stamp.mono))
+            con.execute("COMMIT")
+        except sqlite3.Error as err:
+            raise _unavailable(self.path, "open", err) from err
+        finally:
+            con.close()
+        self.device_id = rows["device_id"]
+        self.revision_checked_fast = True
+        return True
 
     def _prepare(self, problem: str | None, moved: list[Path]) -> None:
         """The start-up unit of work: migrate, device id, repair, events. One commit."""
@@ -576,18 +587,19 @@ class Buffer:
                 self.revision_checked_fast = True
             else:
                 self._migrate(conn, revision)
-            rows = dict(conn.execute(select(meta.c.key, meta.c.value)).all())
+            sql = _sql()
+            rows = dict(conn.execute(sql.SELECT_META).all())
             if "device_id" not in rows:
                 rows["device_id"] = str(uuid.uuid4())
                 conn.execute(
-                    insert(meta),
+                    sql.INSERT_META,
                     [
                         {"key": "device_id", "value": rows["device_id"]},
                         {"key": "created_at", "value": repr(stamp.wall)},
                     ],
                 )
             if "last_seq" not in rows:
-                conn.execute(insert(meta), {"key": "last_seq", "value": "0"})
+                conn.execute(sql.INSERT_META, {"key": "last_seq", "value": "0"})
             self.device_id = rows["device_id"]
             if problem is not None:
                 detail = f"{problem}; moved {moved[0] if moved else self.path} aside"
@@ -596,7 +608,7 @@ class Buffer:
                 detail += f"; started a fresh buffer at {self.path}"
                 self._insert_event(conn, "buffer_set_aside", detail, stamp)
             if self._lock.owner:
-                closed = conn.execute(_CLOSE_INTERRUPTED).rowcount
+                closed = conn.execute(sql.CLOSE_INTERRUPTED).rowcount
                 if closed:
                     self._insert_event(
                         conn,
@@ -619,14 +631,16 @@ class Buffer:
     @contextlib.contextmanager
     def _unit(self, doing: str, *, read: bool = False) -> Iterator[Connection]:
         """One transaction, committed on exit; storage errors become BufferUnavailable."""
+        engine = self._engine  # SQLAlchemy is loaded from here on
+        sa_exc = _sql().sa_exc
         try:
             if read:
-                with self._engine.connect() as conn:
+                with engine.connect() as conn:
                     conn = conn.execution_options(sqlite_begin="DEFERRED")
                     with conn.begin():
                         yield conn
             else:
-                with self._engine.begin() as conn:
+                with engine.begin() as conn:
                     yield conn
         except (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.InterfaceError,
                 sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
@@ -636,7 +650,7 @@ class Buffer:
 
     def _insert_event(self, conn: Connection, kind: str, detail: str, stamp: Stamp) -> None:
         conn.execute(
-            _INSERT_EVENT,
+            _sql().INSERT_EVENT,
             {"kind": kind, "detail": detail, "wall": stamp.wall, "boot_id": stamp.boot_id,
              "mono": stamp.mono},
         )
@@ -676,10 +690,11 @@ class Buffer:
         )
         with self._unit("store the answer") as conn:
             dbapi = conn.connection.driver_connection
+            sql = _sql()
             if seq is None:
                 seq = int(dbapi.execute(_NEXT_SEQ_SQL).fetchone()[0])
-                dbapi.execute(_RESPONSE_SQL, self._response_row(draft, seq))
-            dbapi.execute(_ANSWER_SQL, answer_row)
+                dbapi.execute(sql.RESPONSE_SQL, self._response_row(draft, seq))
+            dbapi.execute(sql.ANSWER_SQL, answer_row)
         draft.seq = seq
         draft.answers = ordinal
         return Receipt(answer_id=answer_id, response_id=draft.id, seq=seq, ordinal=ordinal,
@@ -706,7 +721,7 @@ class Buffer:
             "state_reason": None,
             "state_changed_at": None,
         }
-        return tuple(row[c] for c in _RESPONSE_COLUMNS)
+        return tuple(row[c] for c in _sql().RESPONSE_COLUMNS)
 
     def close_response(self, draft: ResponseDraft, end_reason: str = "completed") -> bool:
         """Mark the response finished (``completed``/``idle``/``abandoned``/``interrupted``).
@@ -725,7 +740,7 @@ class Buffer:
         stamp = self._clock.now()
         with self._unit("close the response") as conn:
             n = conn.execute(
-                _CLOSE, {"rid": draft.id, "closed_at": stamp.wall, "reason": end_reason}
+                _sql().CLOSE, {"rid": draft.id, "closed_at": stamp.wall, "reason": end_reason}
             ).rowcount
         draft.end_reason = end_reason
         return bool(n)
@@ -734,7 +749,7 @@ class Buffer:
         """Change the response's language (the visitor switched); one commit if stored."""
         if draft.persisted and language != draft.language:
             with self._unit("change the response's language") as conn:
-                conn.execute(_SET_LANGUAGE, {"rid": draft.id, "lang": language})
+                conn.execute(_sql().SET_LANGUAGE, {"rid": draft.id, "lang": language})
         draft.language = language
 
     # ----------------------------------------------------------------- for the uploader
@@ -861,10 +876,7 @@ class Buffer:
     def events(self) -> list[Event]:
         """All events, oldest first, as ``(kind, detail, wall)``."""
         with self._unit("read the events", read=True) as conn:
-            rows = conn.execute(
-                select(events_table.c.kind, events_table.c.detail, events_table.c.wall)
-                .order_by(events_table.c.id)
-            ).all()
+            rows = conn.execute(_sql().SELECT_EVENTS).all()
         return [Event(*r) for r in rows]
 
     @property
@@ -876,7 +888,8 @@ class Buffer:
 
     def close(self) -> None:
         """Close every connection (SQLite checkpoints the WAL) and drop the lock."""
-        self._engine.dispose()
+        if self._engine_or_none is not None:
+            self._engine_or_none.dispose()
         self._lock.release()
 
     def __enter__(self) -> Buffer:

@@ -23,9 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-#: How a response ended. ``interrupted``: left open by a crash or power cut
-#: and closed when the buffer was next opened.
-END_REASONS = ("completed", "idle", "abandoned", "interrupted")
+from kiosk.buffer import END_REASONS  # noqa: E402  (defined there: no SQLAlchemy at start-up)
 
 #: Sync state of a response. ``quarantined`` responses were rejected by
 #: central; they are kept (with ``state_reason``) and never retried.

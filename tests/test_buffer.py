@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -424,11 +425,52 @@ def test_a_database_at_head_opens_without_running_or_importing_alembic(db_path, 
     code = (
         "import sys; from kiosk.buffer import Buffer; "
         f"b = Buffer.open({str(db_path)!r}); "
-        "print(b.revision_checked_fast, 'alembic' in sys.modules)"
+        "print(b.revision_checked_fast, 'alembic' in sys.modules, 'sqlalchemy' in sys.modules); "
+        "b.warm_up(); print('sqlalchemy' in sys.modules, 'alembic' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout.split()
-    assert out == ["True", "False"]
+    # Neither Alembic nor SQLAlchemy before the first frame; warm_up loads SQLAlchemy only.
+    assert out == ["True", "False", "False", "True", "False"]
+
+
+def test_the_fast_open_closes_interrupted_responses_as_the_sqlalchemy_statement_does(tmp_path):
+    from kiosk import buffer_sql
+    from kiosk.buffer import CLOSE_INTERRUPTED_SQL
+
+    source = tmp_path / "src" / "buffer.sqlite3"
+    clock = FakeTimeSource(wall=1000.0)
+    with Buffer.open(source, time_source=clock) as b:
+        for n in range(3):  # open responses with 1, 2 and 3 answers, minutes apart
+            d = b.new_draft(**DRAFT_FIELDS)
+            for k in range(n + 1):
+                clock.advance(60)
+                b.record_answer(d, question_id=f"q{k}", aspect=None, value=k + 1)
+        done = b.new_draft(**DRAFT_FIELDS)
+        b.record_answer(done, question_id="q0", aspect=None, value=1)
+        b.close_response(done)
+    copies = []
+    for name in ("plain", "sqlalchemy"):
+        target = tmp_path / name / "buffer.sqlite3"
+        target.parent.mkdir()
+        shutil.copy(source, target)
+        copies.append(target)
+    con = raw(copies[0])
+    con.execute(CLOSE_INTERRUPTED_SQL)
+    con.commit()
+    con.close()
+    engine = buffer_sql.make_engine(copies[1])
+    with engine.begin() as conn:
+        conn.execute(buffer_sql.CLOSE_INTERRUPTED)
+    engine.dispose()
+    query = "SELECT id, closed_at, end_reason FROM responses ORDER BY seq"
+    results = []
+    for path in copies:
+        con = raw(path)
+        results.append(con.execute(query).fetchall())
+        con.close()
+    assert results[0] == results[1]
+    assert [r[2] for r in results[0]] == ["interrupted"] * 3 + ["completed"]
 
 
 def test_an_empty_database_file_is_migrated_to_head(db_path):
