@@ -1,4 +1,4 @@
-"""The HTTP API, made by a factory from settings: /healthz, batches, heartbeats.
+"""The HTTP API, made by a factory from settings: /healthz, batches, heartbeats, questionnaire, /metrics.
 
 Use::
 
@@ -10,11 +10,16 @@ is looked up on every request (no cache). Bodies are read by
 :func:`central.body.read_body` (size cap, gzip with the same cap) before any
 JSON parsing. Every error answer is an :class:`~sync.protocol.ErrorBody`;
 bad input gets a 4xx, never a 5xx. The OpenAPI description is at
-``/openapi.json`` (``/docs`` renders it).
+``/openapi.json`` (``/docs`` renders it). ``/metrics`` (Prometheus text, not in
+the OpenAPI description) needs no token: it holds nothing personal, but it
+belongs behind the reverse proxy with the rest. While the app runs, a
+:class:`~central.fleet.FleetWatcher` checks the fleet's health every
+``[fleet] check_interval_s``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -35,21 +40,29 @@ from central.body import read_body
 from central.db import check_migrated, make_engine
 from central.devices import AuthDevice, authenticate, record_heartbeat
 from central.errors import RequestRefused
+from central.fleet import FleetWatcher, check_fleet
 from central.ingest import INT64_MAX, ingest_batch
+from central.metrics import Metrics
+from central.questionnaires import current_for_location
 from central.settings import CentralSettings
 from kiosk import __version__
 from sync.protocol import (
     BATCHES_PATH,
     HEALTH_PATH,
     HEARTBEAT_PATH,
+    QUESTIONNAIRE_PATH,
     Batch,
     BatchResult,
     ErrorBody,
     Heartbeat,
     HeartbeatAck,
+    QuestionnaireDocument,
 )
 
 log = logging.getLogger("balie.central")
+METRICS_PATH = "/metrics"
+#: A device fetches its questionnaire again each round; caches must ask central every time.
+_QUESTIONNAIRE_CACHE = "private, no-cache"
 
 _ERRORS = {
     code: {"model": ErrorBody, "description": description}
@@ -72,13 +85,16 @@ class Health(BaseModel):
 
 
 def create_app(settings: CentralSettings, *, engine: Engine | None = None,
-               clock: Callable[[], float] = time.time) -> FastAPI:
+               clock: Callable[[], float] = time.time, watch_fleet: bool = True) -> FastAPI:
     """A FastAPI app serving central's API from ``settings``.
 
     ``engine``: use this engine (the caller disposes it) instead of one made
     from ``settings.database_url``; ``clock``: the server's wall clock (Unix
-    seconds) for ``received_at``. Raises :class:`~central.errors.DatabaseNotMigrated`
-    or :class:`~central.errors.DatabaseUnavailable` instead of starting on a
+    seconds) for ``received_at``, fleet health and metrics; ``watch_fleet``
+    False: no background fleet check (tests that call
+    :func:`central.fleet.check_fleet` themselves). Raises
+    :class:`~central.errors.DatabaseNotMigrated` or
+    :class:`~central.errors.DatabaseUnavailable` instead of starting on a
     database it cannot use.
     """
     own_engine = engine is None
@@ -91,21 +107,35 @@ def create_app(settings: CentralSettings, *, engine: Engine | None = None,
         raise
     limits = settings.limits
     retry_after = str(settings.server.retry_after_s)
+    metrics = Metrics(engine, settings.fleet, clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
-        yield
-        if own_engine:
-            engine.dispose()
+        watcher = task = None
+        if watch_fleet:
+            watcher = FleetWatcher(lambda: check_fleet(engine, settings.fleet, now=clock()),
+                                   settings.fleet.check_interval_s)
+            task = asyncio.create_task(watcher.run(), name="fleet-watcher")
+        app.state.fleet_watcher = watcher
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.stop()
+                await task
+            if own_engine:
+                engine.dispose()
 
     app = FastAPI(title="Balie central", version=__version__, lifespan=lifespan,
-                  description="Receives the counter terminals' responses and heartbeats.")
+                  description=_DESCRIPTION)
     app.state.settings = settings
     app.state.engine = engine
+    app.state.metrics = metrics
 
     # ------------------------------------------------------------------ errors
 
     def error(status: int, code: str, detail: str | None = None, headers=None) -> JSONResponse:
+        metrics.errors.labels(status=str(status), error=code).inc()
         body = ErrorBody(error=code, detail=detail).model_dump()
         return JSONResponse(body, status_code=status, headers=headers)
 
@@ -193,6 +223,11 @@ def create_app(settings: CentralSettings, *, engine: Engine | None = None,
             raise RequestRefused(422, "invalid", "text must not contain NUL characters")
         results = await run_in_threadpool(ingest_batch, engine, device.id, batch,
                                           received_at=received_at)
+        metrics.batches.inc()
+        for record, result in zip(batch.responses, results):
+            metrics.responses.labels(result=result.status).inc()
+            if result.status == "accepted":
+                metrics.answers.inc(len(record.answers))
         body = BatchResult(received_at=received_at, results=results).model_dump_json()
         return Response(body, media_type="application/json")
 
@@ -200,22 +235,97 @@ def create_app(settings: CentralSettings, *, engine: Engine | None = None,
               responses={k: v for k, v in _ERRORS.items()},
               openapi_extra=_request_body("Heartbeat"))
     async def post_heartbeat(request: Request) -> HeartbeatAck:
-        """Record the device's state (backlog, quarantine, last error, disk, clock)."""
+        """Record the device's state (backlog, quarantine, last error, disk, clock,
+        questionnaire, opening hours)."""
         received_at = clock()
         device = await device_of(request)
         raw = await read_body(request, max_bytes=limits.max_body_bytes)
         beat = _parse(raw, Heartbeat)
         same_device(device, beat.device_id)
-        texts = (beat.app_version, beat.last_error or "", beat.clock.boot_id)
+        texts = (beat.app_version, beat.last_error or "", beat.clock.boot_id,
+                 beat.questionnaire_error or "")
         if any("\x00" in t for t in texts):
             raise RequestRefused(422, "invalid", "text must not contain NUL characters")
         if max(beat.backlog, beat.quarantined, beat.disk_free_bytes or 0) > INT64_MAX:
             raise RequestRefused(422, "invalid", "a count is out of range (at most 2**63-1)")
         await run_in_threadpool(record_heartbeat, engine, device.id, beat, received_at=received_at)
+        metrics.heartbeats.inc()
         return HeartbeatAck(received_at=received_at)
+
+    @app.get(QUESTIONNAIRE_PATH, response_model=QuestionnaireDocument, tags=["device"],
+             responses={
+                 200: {"headers": {"ETag": {"description": "The quoted sha256 of `toml`",
+                                            "schema": {"type": "string"}}}},
+                 304: {"description": "Not Modified: `If-None-Match` names the current ETag; "
+                                      "no body",
+                       "headers": {"ETag": {"description": "The current ETag",
+                                            "schema": {"type": "string"}}}},
+                 401: _ERRORS[401],
+                 403: {"model": ErrorBody, "description": "Token revoked"},
+                 404: {"model": ErrorBody, "description": "`no_questionnaire`: nothing is "
+                       "published for this device's location; keep the local questionnaire"},
+                 503: _ERRORS[503]},
+             openapi_extra={"security": [{"deviceToken": []}], "parameters": [{
+                 "name": "If-None-Match", "in": "header", "required": False,
+                 "schema": {"type": "string"},
+                 "description": "ETags the device has (`\"<sha256>\"`); a match gets 304"}]})
+    async def get_questionnaire(request: Request) -> Response:
+        """The questionnaire published for this device's location (its own, else the one for
+        every location), as published TOML text with its id and version.
+
+        Conditional: the ``ETag`` is the quoted sha256 of the text; send it back in
+        ``If-None-Match`` to get ``304 Not Modified`` without a body while it is current.
+        """
+        device = await device_of(request)
+        current = await run_in_threadpool(current_for_location, engine, device.location)
+        if current is None:
+            metrics.questionnaire_fetches.labels(result="none").inc()
+            raise RequestRefused(404, "no_questionnaire", f"nothing is published for location "
+                                 f"{device.location!r}; keep the questionnaire you have")
+        etag = f'"{current.sha256}"'
+        headers = {"ETag": etag, "Cache-Control": _QUESTIONNAIRE_CACHE}
+        if etag_matches(request.headers.get("if-none-match"), etag):
+            metrics.questionnaire_fetches.labels(result="not_modified").inc()
+            return Response(status_code=304, headers=headers)
+        metrics.questionnaire_fetches.labels(result="sent").inc()
+        body = QuestionnaireDocument(id=current.questionnaire_id, version=current.version,
+                                     toml=current.toml).model_dump_json()
+        return Response(body, media_type="application/json", headers=headers)
+
+    @app.get(METRICS_PATH, include_in_schema=False)
+    async def get_metrics() -> Response:
+        """Prometheus text format: counters of this process, per-device gauges from the database."""
+        body, content_type = await run_in_threadpool(metrics.render)
+        return Response(body, media_type=content_type)
 
     app.openapi = lambda: _openapi(app)
     return app
+
+
+_DESCRIPTION = """Receives the counter terminals' responses and heartbeats, and serves them \
+their questionnaire (conditional GET with ETag / If-None-Match).
+
+Device routes need `Authorization: Bearer <device token>`. Every error is an `ErrorBody`.
+
+Not in this description: `GET /metrics`, the Prometheus text format (counters of this \
+process, per-device gauges: last seen, backlog, quarantine, silent, no ratings). It needs \
+no token and holds nothing personal; expose it only behind the reverse proxy, to the \
+monitoring system."""
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header names ``etag`` (weak comparison, ``*`` matches)."""
+    if not if_none_match:
+        return False
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*":
+            return True
+        if candidate.startswith("W/"):
+            candidate = candidate[2:]
+        if candidate == etag:
+            return True
+    return False
 
 
 def _too_many(limit: int) -> RequestRefused:

@@ -1,4 +1,4 @@
-"""``balie-central``: serve the API, migrate the database, manage devices, export for the study.
+"""``balie-central``: serve the API, migrate the database, manage devices and questionnaires, export.
 
 Use::
 
@@ -7,7 +7,11 @@ Use::
     balie-central [--config FILE] device add --name N --location L
     balie-central [--config FILE] device list [--json]
     balie-central [--config FILE] device revoke ID
-    balie-central [--config FILE] export --format csv --out FILE [--from DATE] [--to DATE] [--exact-time]
+    balie-central [--config FILE] questionnaire publish FILE [--location L]
+    balie-central [--config FILE] questionnaire list [--json]
+    balie-central [--config FILE] questionnaire retire ID VERSION [--location L]
+    balie-central [--config FILE] export --out FILE [--format csv|sav|xlsx] [--layout long|wide]
+                  [--from DATE] [--to DATE] [--exact-time] [--include-comments] [--timezone TZ]
 
 The config file comes from ``--config`` (before or after the command), else
 ``BALIE_CENTRAL_CONFIG``, else the built-in defaults; ``BALIE_DATABASE_URL``
@@ -26,7 +30,12 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from kiosk import __version__
+from kiosk.errors import QuestionnaireError
 from central.errors import CentralError, ConfigError
+
+# The export's choices, without importing the export itself (SQLAlchemy) at start-up.
+FORMATS = ("csv", "sav", "xlsx")
+DEFAULT_TIMEZONE = "Europe/Amsterdam"
 
 EXIT_ERROR = 2
 
@@ -58,16 +67,58 @@ def _parser() -> argparse.ArgumentParser:
     revoke = dev_sub.add_parser("revoke", parents=[config], help="refuse a device's token from now on")
     revoke.add_argument("device_id", metavar="ID")
 
-    export = sub.add_parser("export", parents=[config], help="one CSV row per answer, for the study")
-    export.add_argument("--format", choices=["csv"], default="csv", help="file format (csv)")
-    export.add_argument("--out", required=True, help="file to write ('-' for standard output)")
+    questionnaire = sub.add_parser("questionnaire", help="publish, list and retire questionnaires")
+    q_sub = questionnaire.add_subparsers(dest="questionnaire_command", required=True)
+    publish = q_sub.add_parser("publish", parents=[config],
+                               help="validate a questionnaire file and publish it (immutable)")
+    publish.add_argument("file", metavar="FILE", type=Path, help="the questionnaire TOML file")
+    publish.add_argument("--location", help="only for terminals at this location (default: every "
+                         "location without its own)")
+    q_list = q_sub.add_parser("list", parents=[config], help="published questionnaires")
+    q_list.add_argument("--json", action="store_true", help="machine-readable output")
+    q_retire = q_sub.add_parser("retire", parents=[config], help="stop serving a published version")
+    q_retire.add_argument("questionnaire_id", metavar="ID")
+    q_retire.add_argument("version", metavar="VERSION", type=_version_arg)
+    q_retire.add_argument("--location", help="the location it was published for (default: the "
+                          "publication for every location)")
+
+    export = sub.add_parser(
+        "export", parents=[config], help="the data for the study: CSV, SPSS .sav or XLSX",
+        description="Write the answers for the study. --format csv without --layout: the long "
+                    "CSV, one row per answer, as in earlier releases. --layout wide, --format "
+                    "sav and --format xlsx: one row per response (a visitor), one variable per "
+                    "question, with a codebook (FILE's stem + .codebook.csv next to csv and sav; "
+                    "a sheet in xlsx).")
+    export.add_argument("--format", choices=FORMATS, default="csv",
+                        help="csv (default), sav (SPSS) or xlsx (Excel)")
+    export.add_argument("--layout", choices=["long", "wide"],
+                        help="csv only: long (default: one row per answer, unchanged) or wide "
+                             "(one row per response, with a codebook); sav and xlsx are wide")
+    export.add_argument("--out", required=True,
+                        help="file to write ('-': standard output, long CSV only)")
     export.add_argument("--from", dest="start", type=_date_arg, metavar="DATE",
                         help="first day (YYYY-MM-DD, UTC) or moment (ISO 8601) to include")
     export.add_argument("--to", dest="end", type=_date_arg, metavar="DATE",
                         help="last day to include (YYYY-MM-DD, whole day, UTC) or moment (exclusive)")
     export.add_argument("--exact-time", action="store_true",
                         help="do not round times down (default: [export] round_time_to, hour)")
+    export.add_argument("--include-comments", action="store_true",
+                        help="wide exports: add the free-text comments (default: left out; they "
+                             "are scrubbed on the terminal but may still hold something personal)")
+    export.add_argument("--timezone", metavar="TZ",
+                        help="wide exports: local time for weekday and part of day (default "
+                             f"{DEFAULT_TIMEZONE})")
     return parser
+
+
+def _version_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 2 ** 31 - 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a version number (a whole number >= 1)")
+    return value
 
 
 def _date_arg(text: str) -> tuple[datetime, bool]:
@@ -107,6 +158,8 @@ def cmd_serve(args) -> int:
 
     settings = _settings(args)
     app = create_app(settings)  # raises DatabaseNotMigrated before anything listens
+    # Fleet changes: WARNING when a terminal goes silent, INFO when it recovers.
+    logging.getLogger("balie.central").setLevel(logging.INFO)
     uvicorn.run(app, host=args.host or settings.server.host, port=args.port or settings.server.port,
                 proxy_headers=False, server_header=False, log_level="info")
     return 0
@@ -160,10 +213,12 @@ def cmd_device_add(args) -> int:
 
 def cmd_device_list(args) -> int:
     from central.devices import device_statuses
+    from central.fleet import duration
 
+    settings = _settings(args)
     engine = _migrated_engine(args)
     try:
-        statuses = list(device_statuses(engine))
+        statuses = list(device_statuses(engine, settings.fleet, now=time.time()))
     finally:
         engine.dispose()
     if args.json:
@@ -173,18 +228,36 @@ def cmd_device_list(args) -> int:
     if not statuses:
         print("no devices enrolled (balie-central device add --name N --location L)")
         return 0
-    header = ("ID", "NAME", "LOCATION", "LAST SEEN (UTC)", "VERSION", "BACKLOG", "QUARANTINE",
-              "SEQ GAPS", "CLOCK", "STATE")
+    header = ("ID", "NAME", "LOCATION", "LAST SEEN (UTC)", "VERSION", "QUESTIONNAIRE", "BACKLOG",
+              "QUARANTINE", "SEQ GAPS", "CLOCK", "STATE")
     rows = [header] + [(
         s.id, s.name, s.location, _when(s.last_seen_at), s.app_version or "-",
+        (s.questionnaire or "-") + (" (!)" if s.questionnaire_error else ""),
         _num(s.backlog), _num(s.quarantined), str(s.sequence_gaps),
         s.clock + ("" if s.clock_skew_s is None else f" ({s.clock_skew_s:+.1f}s)"),
-        "revoked" if s.revoked else "active",
+        "active" if s.status == "ok" else s.status,
     ) for s in statuses]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    _table(rows)
+    notes = []
+    for s in statuses:
+        if s.silent:
+            notes.append(f"{s.id}: silent: nothing received for {duration(s.unheard_s)} "
+                         f"(after {duration(settings.fleet.silent_after_s)})")
+        if s.no_ratings:
+            notes.append(f"{s.id}: no ratings: {duration(s.quiet_open_s)} of opening time "
+                         "without a response, by its last heartbeat")
+        if s.questionnaire_error and not s.revoked:
+            notes.append(f"{s.id}: questionnaire: {s.questionnaire_error}")
+    if notes:
+        print()
+        print("\n".join(notes))
+    return 0
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    return 0
 
 
 def _when(seconds: float | None) -> str:
@@ -209,16 +282,116 @@ def cmd_device_revoke(args) -> int:
     return 0
 
 
-def cmd_export(args) -> int:
-    from central.export import export_csv
+def _location_arg(text: str | None) -> str | None:
+    if text is None:
+        return None
+    location = text.strip()
+    if not location or len(location) > 64:
+        raise CentralError("--location must be 1 to 64 characters, the location a terminal was "
+                           "enrolled with (balie-central device list)")
+    return location
 
+
+def cmd_questionnaire_publish(args) -> int:
+    from central.devices import known_locations
+    from central.questionnaires import publish, read_questionnaire_file
+
+    location = _location_arg(args.location)
+    toml_text, questionnaire = read_questionnaire_file(args.file)  # QuestionnaireError: exit 2
+    engine = _migrated_engine(args)
+    try:
+        result = publish(engine, toml_text, questionnaire, location=location, now=time.time())
+        unknown = location is not None and location not in known_locations(engine)
+    finally:
+        engine.dispose()
+    done = result.published
+    if result.created:
+        print(f"published {done.label} for {done.where} (sha256 {done.sha256[:12]})")
+    else:
+        print(f"{done.label} for {done.where} was already published with this content "
+              f"({_when(done.published_at)} UTC): nothing changed")
+    current = result.current
+    if current is not None and (current.questionnaire_id, current.version) != (
+            done.questionnaire_id, done.version):
+        print(f"note: terminals there get {current.label} ({current.where}), published later",
+              file=sys.stderr)
+    elif result.created:
+        where = (f"at {location}" if location is not None
+                 else "at locations without a questionnaire of their own")
+        print(f"terminals {where} get it at their next sync")
+    if unknown:
+        print(f"note: no terminal is enrolled at location {location!r} (yet); see "
+              "balie-central device list", file=sys.stderr)
+    return 0
+
+
+def cmd_questionnaire_list(args) -> int:
+    from central.questionnaires import list_published
+
+    engine = _migrated_engine(args)
+    try:
+        rows = list_published(engine)
+    finally:
+        engine.dispose()
+    if args.json:
+        json.dump([row.as_dict() for row in rows], sys.stdout, indent=2)
+        print()
+        return 0
+    if not rows:
+        print("nothing published (balie-central questionnaire publish FILE [--location L])")
+        return 0
+    header = ("ID", "VERSION", "LOCATION", "PUBLISHED (UTC)", "STATE", "SHA256")
+    _table([header] + [(
+        row.questionnaire_id, str(row.version), row.location or "(every)",
+        _when(row.published_at),
+        f"retired {_when(row.retired_at)}" if row.retired_at is not None else row.state,
+        row.sha256[:12],
+    ) for row in rows])
+    return 0
+
+
+def cmd_questionnaire_retire(args) -> int:
+    from central.questionnaires import retire
+
+    location = _location_arg(args.location)
+    engine = _migrated_engine(args)
+    try:
+        result = retire(engine, args.questionnaire_id, args.version, location=location,
+                        now=time.time())
+    finally:
+        engine.dispose()
+    done = result.retired
+    if result.changed:
+        print(f"{done.label} for {done.where}: retired")
+    else:
+        print(f"{done.label} for {done.where}: was already retired ({_when(done.retired_at)} UTC)")
+    where = (f"at {location}" if location is not None
+             else "at locations without a questionnaire of their own")
+    if result.current is not None:
+        print(f"terminals {where} now get {result.current.label} ({result.current.where})")
+    else:
+        print(f"nothing else is published for them: terminals {where} keep the questionnaire "
+              "they have")
+    return 0
+
+
+def cmd_export(args) -> int:
+    """The long CSV (``--format csv``, the default) or a wide export with its codebook."""
+    layout = _export_layout(args)
     settings = _settings(args)
     start = args.start[0].timestamp() if args.start else None
     end = None
     if args.end:
         moment, whole_day = args.end
         end = (moment + timedelta(days=1) if whole_day else moment).timestamp()
+    if start is not None and end is not None and start >= end:
+        raise CentralError(f"--from ({_iso(start)}) is not before --to ({_iso(end)}, exclusive): "
+                           "the period is empty")
     round_to = "none" if args.exact_time else settings.export.round_time_to
+    if layout == "wide":
+        return _export_wide(args, start, end, round_to)
+    from central.export import export_csv
+
     engine = _migrated_engine(args)
     try:
         if args.out == "-":
@@ -239,12 +412,78 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _export_layout(args) -> str:
+    """``long`` or ``wide``; raises ``CentralError`` for options that do not go together."""
+    if args.format != "csv" and args.layout == "long":
+        raise CentralError(f"--layout long is only for --format csv; --format {args.format} is "
+                           "always wide (one row per response)")
+    layout = args.layout or ("long" if args.format == "csv" else "wide")
+    if layout == "long":
+        for option, given in (("--include-comments", args.include_comments),
+                              ("--timezone", args.timezone is not None)):
+            if given:
+                raise CentralError(f"{option} is for the wide exports (--layout wide, --format "
+                                   "sav or xlsx); the long CSV has every answer as stored, in UTC")
+        return layout
+    if args.out == "-":
+        raise CentralError(f"--out -: standard output is only for the long CSV; --format "
+                           f"{args.format} --layout wide writes a file (and its codebook)")
+    suffix = Path(args.out).suffix.lower()
+    if args.format in ("sav", "xlsx") and suffix != f".{args.format}":
+        raise CentralError(f"--out {args.out}: a --format {args.format} file must end in "
+                           f".{args.format}, or SPSS/Excel will not open it")
+    if args.timezone is not None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(args.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise CentralError(f"--timezone {args.timezone!r} is not a known time zone; use a "
+                               f"name like {DEFAULT_TIMEZONE}") from None
+    return layout
+
+
+def _export_wide(args, start, end, round_to) -> int:
+    from central.export import export_wide
+
+    out = Path(args.out)
+    engine = _migrated_engine(args)
+    try:
+        done = export_wide(engine, out, args.format, start=start, end=end, round_to=round_to,
+                           timezone_name=args.timezone or DEFAULT_TIMEZONE,
+                           include_comments=args.include_comments)
+    except OSError as err:
+        raise CentralError(f"cannot write {out}: {err.strerror or err}") from None
+    finally:
+        engine.dispose()
+    book = done.codebook
+    questions = sum(1 for v in book.variables if v.question_id is not None)
+    extra = f" (codebook: {done.files[1]})" if len(done.files) > 1 else ""
+    print(f"wrote {done.responses} response row(s), {len(book.variables)} variable(s) "
+          f"({questions} question(s)) to {out}{extra}", file=sys.stderr)
+    if book.left_out:
+        print("left out: " + ", ".join(item.question_id for item in book.left_out)
+              + " (free text; --include-comments adds it)", file=sys.stderr)
+    for version in book.unknown_versions:
+        print(f"note: {version.label} ({version.responses} response(s)): wording not known to "
+              f"central ({version.unknown_because}); publish the file the terminals use to get "
+              "its wording into the codebook", file=sys.stderr)
+    return 0
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 COMMANDS = {
     ("serve",): cmd_serve,
     ("db", "upgrade"): cmd_db_upgrade,
     ("device", "add"): cmd_device_add,
     ("device", "list"): cmd_device_list,
     ("device", "revoke"): cmd_device_revoke,
+    ("questionnaire", "publish"): cmd_questionnaire_publish,
+    ("questionnaire", "list"): cmd_questionnaire_list,
+    ("questionnaire", "retire"): cmd_questionnaire_retire,
     ("export",): cmd_export,
 }
 
@@ -254,11 +493,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     key = tuple(k for k in (args.command, getattr(args, "db_command", None),
-                            getattr(args, "device_command", None)) if k)
+                            getattr(args, "device_command", None),
+                            getattr(args, "questionnaire_command", None)) if k)
     try:
         return COMMANDS[key](args)
     except ConfigError as err:
         print(f"balie-central: {err}", file=sys.stderr)
+    except QuestionnaireError as err:  # the terminal's own wording: file, question, field
+        print(str(err), file=sys.stderr)
     except CentralError as err:
         print(f"balie-central: {err}", file=sys.stderr)
     except KeyboardInterrupt:

@@ -6,20 +6,23 @@ Use::
     device = authenticate(engine, token)        # None: unknown token; .revoked_at set: revoked
     record_heartbeat(engine, device_id, heartbeat, received_at=time.time())
     revoke(engine, device_id)
-    for status in device_statuses(engine, now=time.time()): ...
+    for status in device_statuses(engine, settings.fleet, now=time.time()): ...
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import asdict, dataclass
 from typing import Iterator
 
 from sqlalchemy import Engine, insert, select, update
 
 from central.errors import UnknownDevice
+from central.fleet import assess
 from central.models import Device
+from central.settings import FleetSettings
 from sync.protocol import Heartbeat
 
 _devices = Device.__table__
@@ -56,10 +59,11 @@ def enrol(engine: Engine, *, name: str, location: str, now: float) -> tuple[str,
 
 @dataclass(frozen=True)
 class AuthDevice:
-    """The device a token belongs to."""
+    """The device a token belongs to, and where it stands (for its questionnaire)."""
 
     id: str
     revoked_at: float | None
+    location: str | None = None
 
 
 def authenticate(engine: Engine, token: str) -> AuthDevice | None:
@@ -69,9 +73,9 @@ def authenticate(engine: Engine, token: str) -> AuthDevice | None:
         return None
     with engine.connect() as conn:
         conn = conn.execution_options(sqlite_begin="DEFERRED")
-        row = conn.execute(select(_devices.c.id, _devices.c.revoked_at)
+        row = conn.execute(select(_devices.c.id, _devices.c.revoked_at, _devices.c.location)
                            .where(_devices.c.token_hash == hash_token(token))).first()
-    return AuthDevice(row.id, row.revoked_at) if row else None
+    return AuthDevice(row.id, row.revoked_at, row.location) if row else None
 
 
 def revoke(engine: Engine, device_id: str, *, now: float) -> bool:
@@ -97,7 +101,19 @@ def record_heartbeat(engine: Engine, device_id: str, beat: Heartbeat, *, receive
             backlog=beat.backlog, quarantined=beat.quarantined, last_error=beat.last_error,
             disk_free_bytes=beat.disk_free_bytes, clock_wall=beat.clock.wall,
             clock_boot=beat.clock.boot_id, clock_mono=beat.clock.mono,
-            clock_synced=beat.clock_synced))
+            clock_synced=beat.clock_synced,
+            questionnaire_id=beat.questionnaire.id if beat.questionnaire else None,
+            questionnaire_version=beat.questionnaire.version if beat.questionnaire else None,
+            questionnaire_error=beat.questionnaire_error, open_now=beat.open_now,
+            quiet_open_s=beat.quiet_open_s))
+
+
+def known_locations(engine: Engine) -> set[str]:
+    """The locations of the enrolled, not revoked devices."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(sqlite_begin="DEFERRED")
+        return set(conn.execute(select(_devices.c.location).distinct()
+                                .where(_devices.c.revoked_at.is_(None))).scalars())
 
 
 @dataclass(frozen=True)
@@ -107,6 +123,10 @@ class DeviceStatus:
     ``sequence_gaps``: sequence numbers missing between 1 and the highest seen.
     ``clock``: ``synced``/``unsynced`` as the device reported, ``unknown`` otherwise;
     ``clock_skew_s``: the device's wall clock minus central's at the last heartbeat.
+    ``questionnaire``: ``id vN`` the device asks (last heartbeat), ``questionnaire_error``
+    why its last download failed; ``open_now``, ``quiet_open_s``: its opening hours' view.
+    ``status``: ``ok``, ``silent``, ``no ratings``, ``silent, no ratings`` or ``revoked``
+    (:func:`central.fleet.assess`); ``unheard_s``: seconds since central heard from it.
     """
 
     id: str
@@ -125,14 +145,29 @@ class DeviceStatus:
     clock_skew_s: float | None
     revoked: bool
     revoked_at: float | None
+    heartbeat_at: float | None = None
+    questionnaire: str | None = None
+    questionnaire_error: str | None = None
+    open_now: bool | None = None
+    quiet_open_s: float | None = None
+    status: str = "ok"
+    silent: bool = False
+    no_ratings: bool = False
+    unheard_s: float = 0.0
 
     def as_dict(self) -> dict:
         """Plain values for JSON."""
         return asdict(self)
 
 
-def device_statuses(engine: Engine) -> Iterator[DeviceStatus]:
-    """Every enrolled device's status, oldest enrolment first."""
+def device_statuses(engine: Engine, fleet: FleetSettings | None = None, *,
+                    now: float | None = None) -> Iterator[DeviceStatus]:
+    """Every enrolled device's status at ``now`` (default: the time now), oldest enrolment first.
+
+    ``fleet``: the thresholds of its health (default: the built-in ones).
+    """
+    fleet = fleet or FleetSettings()
+    now = time.time() if now is None else now
     with engine.connect() as conn:
         conn = conn.execution_options(sqlite_begin="DEFERRED")
         rows = conn.execute(select(_devices).order_by(_devices.c.created_at, _devices.c.id)).all()
@@ -144,10 +179,18 @@ def device_statuses(engine: Engine) -> Iterator[DeviceStatus]:
         skew = None
         if row.clock_wall is not None and row.heartbeat_at is not None:
             skew = round(row.clock_wall - row.heartbeat_at, 3)
+        health = assess(row, fleet, now)
+        questionnaire = None
+        if row.questionnaire_id is not None:
+            questionnaire = f"{row.questionnaire_id} v{row.questionnaire_version}"
         yield DeviceStatus(
             id=row.id, name=row.name, location=row.location, created_at=row.created_at,
             last_seen_at=row.last_seen_at, app_version=row.app_version, backlog=row.backlog,
             quarantined=row.quarantined, last_error=row.last_error,
             disk_free_bytes=row.disk_free_bytes, highest_seq=row.highest_seq,
             sequence_gaps=row.highest_seq - row.seq_count, clock=clock, clock_skew_s=skew,
-            revoked=row.revoked_at is not None, revoked_at=row.revoked_at)
+            revoked=row.revoked_at is not None, revoked_at=row.revoked_at,
+            heartbeat_at=row.heartbeat_at, questionnaire=questionnaire,
+            questionnaire_error=row.questionnaire_error, open_now=row.open_now,
+            quiet_open_s=row.quiet_open_s, status=health.status, silent=health.silent,
+            no_ratings=health.no_ratings, unheard_s=round(health.unheard_s, 3))

@@ -58,3 +58,17 @@ class RequestRefused(CentralError):
         self.error = error
         self.detail = detail
         self.headers = headers or {}
+
+
+class QuestionnaireConflict(CentralError):
+    """A questionnaire id and version is already published with other content.
+
+    Not safe to retry: a published version is immutable; raise ``version`` in the file.
+    """
+
+
+class UnknownQuestionnaire(CentralError):
+    """A questionnaire id, version and location given on the command line was never published.
+
+    Not safe to retry (see ``balie-central questionnaire list``).
+    """

@@ -1,8 +1,8 @@
-"""The analysis database's tables as SQLAlchemy 2 models: devices, responses, answers.
+"""The analysis database's tables as SQLAlchemy 2 models: devices, responses, answers, questionnaires.
 
 Use::
 
-    from central.models import Base, Device, Response, Answer
+    from central.models import Base, Device, Response, Answer, Questionnaire
     conn.execute(insert(Answer.__table__), rows)        # Core for bulk work (central.ingest)
     session.get(Device, "dev-1a2b3c4d")                  # ORM for the CLI
 
@@ -20,10 +20,12 @@ from sqlalchemy import (
     Boolean,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -61,6 +63,17 @@ class Device(Base):
     clock_boot: Mapped[str | None] = mapped_column(String(64))
     clock_mono: Mapped[float | None] = mapped_column(Float)
     clock_synced: Mapped[bool | None] = mapped_column(Boolean)
+    # The questionnaire the terminal asks (id + version), why its last download failed,
+    # whether it is open now and seconds of opening time since its last recorded response.
+    questionnaire_id: Mapped[str | None] = mapped_column(String(64))
+    questionnaire_version: Mapped[int | None] = mapped_column(BigInteger)
+    questionnaire_error: Mapped[str | None] = mapped_column(Text)
+    open_now: Mapped[bool | None] = mapped_column(Boolean)
+    quiet_open_s: Mapped[float | None] = mapped_column(Float)
+    # Fleet health as central last noticed it (central.fleet): when the checker saw the
+    # device enter the state, None while it is not in it. Only used to log each change once.
+    silent_since: Mapped[float | None] = mapped_column(Float)
+    no_ratings_since: Mapped[float | None] = mapped_column(Float)
     # Sequence bookkeeping: seq numbers are unique per device and start at 1,
     # so the number of missing ones is highest_seq - seq_count.
     highest_seq: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -115,3 +128,29 @@ class Answer(Base):
     at_mono: Mapped[float] = mapped_column(Float)
     answered_at: Mapped[float] = mapped_column(Float)  # corrected (central.timecorrect)
     time_verified: Mapped[bool] = mapped_column(Boolean)
+
+
+class Questionnaire(Base):
+    """A published questionnaire version: the TOML text as published, immutable once stored.
+
+    ``location`` None: for every location without one of its own. The same
+    (id, version, location) is stored once; ``retired_at`` set: no longer served.
+    """
+
+    __tablename__ = "questionnaires"
+    __table_args__ = (
+        UniqueConstraint("questionnaire_id", "version", "location",
+                         name="uq_questionnaires_id_version_location"),
+        # NULLs are distinct in a unique constraint: this keeps one all-locations row per version.
+        Index("uq_questionnaires_id_version_all", "questionnaire_id", "version", unique=True,
+              sqlite_where=text("location IS NULL"), postgresql_where=text("location IS NULL")),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    questionnaire_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(BigInteger)
+    location: Mapped[str | None] = mapped_column(String(64))
+    toml: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))  # hex, of the UTF-8 TOML text: the ETag
+    published_at: Mapped[float] = mapped_column(Float)
+    retired_at: Mapped[float | None] = mapped_column(Float)

@@ -4,6 +4,7 @@ Use::
 
     settings = load_settings(Path("/etc/balie/central.toml"))   # or None: built-in defaults
     settings.database_url, settings.server.port, settings.limits.max_body_bytes
+    settings.fleet.silent_after_s
 
 Which file: ``--config``, else ``BALIE_CENTRAL_CONFIG``, else the built-in
 defaults (:func:`settings_path`). ``BALIE_DATABASE_URL`` overrides
@@ -83,6 +84,20 @@ class ExportSettings(_Section):
     round_time_to: Literal["hour", "day", "none"] = "hour"
 
 
+class FleetSettings(_Section):
+    """When central calls a device unhealthy (:mod:`central.fleet`), and how often it checks.
+
+    ``silent_after_s``: nothing (batch or heartbeat) received for this long → silent.
+    ``no_ratings_after_s``: the last heartbeat reports at least this much opening time
+    since the device's last recorded response → no ratings. ``check_interval_s``: how
+    often ``serve`` looks, logging each change of state once.
+    """
+
+    silent_after_s: Annotated[StrictInt, Field(ge=60, le=30 * 86400)] = 1800
+    no_ratings_after_s: Annotated[StrictInt, Field(ge=60, le=30 * 86400)] = 7200
+    check_interval_s: Annotated[StrictInt, Field(ge=1, le=3600)] = 60
+
+
 class CentralSettings(_Section):
     """All settings of one central service; :func:`load_settings` builds it.
 
@@ -93,6 +108,7 @@ class CentralSettings(_Section):
     server: ServerSettings = ServerSettings()
     limits: LimitSettings = LimitSettings()
     export: ExportSettings = ExportSettings()
+    fleet: FleetSettings = FleetSettings()
     _source_path: Path | None = PrivateAttr(default=None)
 
     @field_validator("database_url", mode="before")

@@ -10,14 +10,22 @@ from kivy.clock import Clock
 from kivy.core.window import Window
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
+from kiosk.clock import system_time_source
 from kiosk.flow import VisitorFlow
 from kiosk.i18n import Translator, locale_dir
+from kiosk.opening_hours import OpeningHours
+from kiosk.opening_watch import OpeningHeartbeat, OpeningWatch
+from kiosk.storage_watch import StorageWatch
+from kiosk.switcher import QuestionnaireSwitcher
 from kiosk.ui import load_kv
+from kiosk.ui.admin_control import AdminControl
 from kiosk.ui.answers import make_panel
+from kiosk.ui.closed import ClosedScreen
 from kiosk.ui.comment import CommentScreen
 from kiosk.ui.idle import IdleWarning
 from kiosk.ui.lazy import LazyWidgets
 from kiosk.ui.navigator import Navigator
+from kiosk.ui.out_of_order import OutOfOrderScreen
 from kiosk.ui.question import QuestionScreen
 from kiosk.ui.thanks import ThanksScreen
 from kiosk.ui.theme import Theme
@@ -34,8 +42,12 @@ class BalieApp(App):
 
     ``device_state``: where and as whom to sync (``None``: not enrolled, sync off).
     Sync runs on APScheduler's own thread; the UI only starts and stops it.
+    ``time_source``: the wall clock that ``[opening_hours]`` are read against
+    (default the system clocks; tests pass one that follows the Kivy clock).
 
-    Start-up order: ``build()`` makes the welcome screen and its answer panel;
+    Start-up order: ``build()`` makes the welcome screen and its answer panel
+    (or, outside opening hours, the closed screen; with a buffer that cannot
+    take writes, the out-of-order screen);
     after the first frame is drawn, one step per frame: the buffer loads
     SQLAlchemy (``Buffer.warm_up``), the other screens and panels are made,
     then sync is built and started, then ``on_ready`` fires.
@@ -48,12 +60,20 @@ class BalieApp(App):
     use_kivy_settings = False
 
     def __init__(self, *, settings, questionnaire, buffer, lockdown: bool = True,
-                 device_state=None, **kwargs):
+                 device_state=None, time_source=None, **kwargs):
         super().__init__(**kwargs)
+        # Opening hours (None: always open) read the wall clock of time_source (tests pass their own).
+        self.opening_hours = OpeningHours.from_settings(settings.opening_hours)
+        self.opening_watch: OpeningWatch | None = None
+        self.storage_watch: StorageWatch | None = None  # out of order while the buffer refuses writes
+        self.time_source = time_source or system_time_source()
+        self.started = self.time_source.now()
         self.device_state = device_state
         self.sync = None  # sync.scheduler.SyncScheduler once built (enrolled terminals)
         self.settings = settings
-        self.questionnaire = questionnaire
+        self._first_questionnaire = questionnaire  # later ones come from central (kiosk.switcher)
+        self.switcher: QuestionnaireSwitcher | None = None
+        self.questionnaire_fetcher = None  # sync.questionnaire_fetch.QuestionnaireFetcher (enrolled)
         self.buffer = buffer
         self.lockdown = lockdown
         self.theme = Theme.from_settings(settings.theme)
@@ -61,6 +81,9 @@ class BalieApp(App):
         self.navigator: Navigator | None = None
         self._warm_up_event = None
         self._buffer_warmed = False
+        self.upkeep = None  # kiosk.upkeep.UpkeepSchedule once the app is ready
+        self.health = None  # kiosk.health.HealthMonitor after the first frame
+        self.admin: AdminControl | None = None  # the hidden gesture, PIN pad and admin screen
         self.is_ready = False  # True once on_ready has fired
         self.register_event_type("on_ready")
 
@@ -76,20 +99,41 @@ class BalieApp(App):
         # Only the welcome screen and its panel are made before the first frame;
         # the rest follow one per frame once the terminal is on screen (_warm_up).
         screens = LazyWidgets({"welcome": WelcomeScreen, "question": QuestionScreen,
-                               "comment": CommentScreen, "thanks": ThanksScreen})
+                               "comment": CommentScreen, "thanks": ThanksScreen,
+                               **({"closed": ClosedScreen} if self.opening_hours is not None else {}),
+                               "out_of_order": OutOfOrderScreen})
         screens.on_built(lambda _name, screen: manager.add_widget(screen))
-        panels = LazyWidgets({q.id: partial(make_panel, q, self.tr)
-                              for q in self.questionnaire.questions if q.type != "comment"})
+        panels = self._make_panels(self.questionnaire)
         self.navigator = Navigator(manager, screens, panels, IdleWarning(), flow, self.tr,
                                    default_language=settings.languages.default,
                                    languages=settings.languages.available,
                                    timeouts=settings.timeouts)
+        self.switcher = QuestionnaireSwitcher(self.navigator, self._make_panels)
         Window.bind(on_touch_down=self.navigator.touched)
+        # Bound after the navigator: it sees every touch first (the hidden gesture, staff timeouts).
+        self.admin = AdminControl(self, manager, self.navigator)
         Window.clearcolor = self.theme.background
         if self.lockdown:
             Window.bind(on_request_close=self._refuse_close)
+        if self.opening_hours is not None:  # closed outside them: checked now, then on the Kivy clock
+            self.opening_watch = OpeningWatch(self.opening_hours, self.navigator.set_open,
+                                              self.time_source)
+            self.opening_watch.start()
+        # Out of order while the buffer cannot take answers: checked now, then on the Kivy clock.
+        self.storage_watch = StorageWatch(self.buffer, self.navigator.set_out_of_order)
+        self.storage_watch.start()
         self.navigator.to_welcome()
         return manager
+
+    @property
+    def questionnaire(self):
+        """The questionnaire visitors are asked now (a new one from central comes between visits)."""
+        return self.navigator.flow.questionnaire if self.navigator else self._first_questionnaire
+
+    def _make_panels(self, questionnaire) -> LazyWidgets:
+        """The answer panels of ``questionnaire``, each made when first needed."""
+        return LazyWidgets({q.id: partial(make_panel, q, self.tr)
+                            for q in questionnaire.questions if q.type != "comment"})
 
     def _build_sync(self):
         """The sync schedule for an enrolled terminal, else ``None`` (logged)."""
@@ -97,9 +141,16 @@ class BalieApp(App):
             logging.getLogger(__name__).info(
                 "sync is off: this terminal is not enrolled (run `balie-kiosk enroll URL TOKEN`)")
             return None
+        from kiosk.questionnaire_store import CentralCopy
+        from sync.questionnaire_fetch import attach_fetcher
         from sync.scheduler import build_sync  # requests + APScheduler: imported only when used
 
-        return build_sync(self.settings, self.buffer, self.device_state)
+        sync = build_sync(self.settings, self.buffer, self.device_state)
+        if sync is not None:  # each round also fetches the questionnaire; new ones switch in between visitors
+            self.questionnaire_fetcher = attach_fetcher(
+                sync.uploader, CentralCopy(self.buffer.path.parent),
+                in_use=lambda: self.switcher.in_use, on_new=self.switcher.offer_from_thread)
+        return sync
 
     def on_start(self):
         # The first frame is drawn after on_start; everything below waits until
@@ -108,7 +159,29 @@ class BalieApp(App):
 
     def _first_frame_drawn(self, *_args) -> None:
         Window.unbind(on_flip=self._first_frame_drawn)
+        Clock.schedule_once(lambda _dt: self._start_watchdog(), 0)  # after this frame's flip
         self._warm_up_event = Clock.schedule_interval(self._warm_up, 0)
+
+    def _start_watchdog(self) -> None:
+        """Under systemd (Type=notify): READY=1 now, WATCHDOG=1 from this clock while healthy."""
+        from kiosk.health import HealthMonitor, Watchdog
+        from kiosk.sdnotify import watchdog_period
+
+        period = watchdog_period()  # half of WatchdogSec; None: no watchdog asked for
+        # The buffer is probed as often as the watchdog is fed (15 s with WatchdogSec=30).
+        self.health = HealthMonitor(self.buffer, lambda: self.sync,
+                                    probe_every_s=max(1.0, period or 20.0))
+        watchdog = Watchdog(self.health, period=period)
+        if watchdog.period:
+            self.health.start()
+            Clock.schedule_interval(partial(self._feed_watchdog, watchdog), watchdog.period)
+        watchdog.ready()  # does nothing when not run by systemd
+
+    @staticmethod
+    def _feed_watchdog(watchdog, _dt) -> None:
+        # Returns None on purpose: Kivy cancels an interval whose callback returns
+        # False, and tick() returns False while the terminal is unhealthy.
+        watchdog.tick()
 
     def _warm_up(self, _dt) -> bool:
         """One step per frame: the buffer's SQLAlchemy, then each screen and panel, then sync."""
@@ -122,11 +195,23 @@ class BalieApp(App):
         self._warm_up_event = None
         self.sync = self._build_sync()
         if self.sync is not None:
+            self.sync.uploader.heartbeat_extras.append(OpeningHeartbeat(
+                self.opening_hours, self.buffer, self.time_source, self.started))
             self.sync.start()
             Clock.schedule_interval(lambda _dt: self.sync.watchdog(), self.SYNC_WATCHDOG_S)
+        self.upkeep = self._build_upkeep()
         self.is_ready = True
         self.dispatch("on_ready")
         return False
+
+    def _build_upkeep(self):
+        """The nightly backup and pruning of the buffer (kiosk/upkeep.py), started."""
+        from kiosk.upkeep import Upkeep, UpkeepSchedule
+
+        maintenance = self.settings.maintenance
+        schedule = UpkeepSchedule(Upkeep(self.buffer, maintenance), maintenance)
+        schedule.start()
+        return schedule
 
     def on_ready(self):
         """Every screen is made and sync (if enrolled) has started."""
@@ -141,9 +226,19 @@ class BalieApp(App):
 
     def on_stop(self):
         Window.unbind(on_flip=self._first_frame_drawn)
+        if self.upkeep is not None:
+            self.upkeep.shutdown()
+        if self.health is not None:
+            self.health.stop()
         if self._warm_up_event is not None:
             self._warm_up_event.cancel()
             self._warm_up_event = None
+        if self.opening_watch is not None:
+            self.opening_watch.stop()
+        if self.storage_watch is not None:
+            self.storage_watch.stop()
+        if self.admin is not None:
+            self.admin.close()
         if self.sync is not None:
             self.sync.shutdown()  # asks a running round to stop; does not wait for it
         self.buffer.close()

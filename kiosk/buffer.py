@@ -28,6 +28,13 @@ Operating rules:
 * One process owns the buffer at a time (an ``flock`` on ``<name>.lock``). A
   second process (e.g. ``balie-kiosk status`` while the kiosk runs) may open
   it to read and record but does no start-up repair.
+* Storage faults are told apart (``BufferUnavailable.cause``: ``full``,
+  ``read_only``, ``io``, ``locked``, ``damaged``), and the last failed write
+  is remembered (:attr:`Buffer.last_write_error`, ``last_write_cause``) for
+  the health check, the out-of-order screen and the admin screen. The
+  terminal opens with ``read_only_fallback=True``: storage that refuses
+  writes at start-up gives a buffer opened for reading only (no restart
+  loop), which :meth:`Buffer.try_writable` later makes whole.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import errno
 import os
 import sqlite3
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -45,7 +53,7 @@ from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 from kiosk import buffer_migrations
 from kiosk.clock import Stamp, TimeSource, system_time_source
-from kiosk.errors import BufferUnavailable
+from kiosk.errors import STORAGE_FAULTS, BufferUnavailable
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -68,6 +76,16 @@ _SQLITE_PERM, _SQLITE_BUSY, _SQLITE_READONLY = 3, 5, 8
 _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN = 10, 11, 13, 14
 _SQLITE_NOTADB = 26
 _DAMAGED = {_SQLITE_CORRUPT, _SQLITE_NOTADB}
+#: SQLite result code / errno → the BufferUnavailable cause (kiosk.errors.BUFFER_FAULTS).
+_FAULTS = {
+    _SQLITE_FULL: "full", _SQLITE_READONLY: "read_only", _SQLITE_PERM: "read_only",
+    _SQLITE_CANTOPEN: "read_only", _SQLITE_IOERR: "io", _SQLITE_BUSY: "locked",
+    _SQLITE_CORRUPT: "damaged", _SQLITE_NOTADB: "damaged",
+}
+_OS_FAULTS = {
+    errno.ENOSPC: "full", errno.EDQUOT: "full", errno.EROFS: "read_only",
+    errno.EACCES: "read_only", errno.EPERM: "read_only", errno.EIO: "io",
+}
 _CAUSES = {
     _SQLITE_PERM: "permission denied",
     _SQLITE_BUSY: "the database is locked by another process",
@@ -198,15 +216,40 @@ def _unavailable(path: Path, doing: str, err: BaseException) -> BufferUnavailabl
     if sa_exc is not None and isinstance(err, sa_exc.DBAPIError) and err.orig is not None:
         err = err.orig
     if isinstance(err, OSError):
+        fault = _OS_FAULTS.get(err.errno)
         cause = err.strerror or str(err)
         if err.errno == errno.EROFS:
             cause = "read-only file system"
         elif err.errno == errno.ENOSPC:
             cause = "the disk is full"
     else:
+        fault = _FAULTS.get(_errcode(err))
         cause = _CAUSES.get(_errcode(err))
+        if fault == "read_only" and _read_only_mount(path):
+            cause = "read-only file system"
+        elif fault == "io" and _no_space(path):  # e.g. the WAL's -shm file could not be made
+            fault, cause = "full", _CAUSES[_SQLITE_FULL]
         cause = f"{cause} ({err})" if cause else str(err)
-    return BufferUnavailable(f"local buffer {path}: cannot {doing}: {cause}")
+    return BufferUnavailable(f"local buffer {path}: cannot {doing}: {cause}", cause=fault)
+
+
+def _read_only_mount(path: Path) -> bool:
+    """True if the file system holding ``path`` (or its folder) is mounted read-only."""
+    for place in (path, path.parent):
+        try:
+            return bool(os.statvfs(place).f_flag & os.ST_RDONLY)
+        except OSError:
+            continue
+    return False
+
+
+def _no_space(path: Path) -> bool:
+    """True if the file system holding ``path``'s folder has (almost) no space left for us."""
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
 
 
 def _check_integrity(path: Path) -> str | None:
@@ -338,6 +381,45 @@ def configure_connection(dbapi_connection, path: Path) -> None:
         )
 
 
+def _wal_size(path: Path) -> int:
+    try:
+        return Path(f"{path}-wal").stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def read_only_connection(path: Path) -> sqlite3.Connection:
+    """A ``sqlite3`` connection that can only read ``path`` (a buffer opened for reading only).
+
+    ``mode=ro`` first. Where SQLite cannot create the WAL's ``-shm`` file (a
+    read-only file system: ``SQLITE_CANTOPEN``; a full one: ``SQLITE_IOERR``)
+    it refuses even to read; when no ``-wal`` file is left either, everything
+    is in the main file, and ``immutable=1`` reads it without the ``-shm``
+    (nothing should write it meanwhile: the storage refuses writes, and the
+    terminal swaps this engine for the normal one within
+    ``kiosk.storage_watch.RECHECK_S`` of the file turning writable). A
+    non-empty ``-wal`` is never read around: the read fails rather than show
+    stale rows.
+    """
+    uri = path.as_uri()
+    timeout = BUSY_TIMEOUT_MS / 1000
+    try:
+        con = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=timeout)
+        try:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except BaseException:
+            con.close()
+            raise
+    except sqlite3.OperationalError as err:
+        if _errcode(err) not in (_SQLITE_CANTOPEN, _SQLITE_IOERR) or not path.is_file() \
+                or _wal_size(path) > 0:
+            raise
+        con = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None,
+                              timeout=timeout)
+    con.execute("PRAGMA query_only = ON")
+    return con
+
+
 def _sql():
     """:mod:`kiosk.buffer_sql` (SQLAlchemy's engine and statements), imported on first use."""
     from kiosk import buffer_sql
@@ -364,6 +446,9 @@ _STATS_SQL = (
     "FROM responses",
     "SELECT count(*) FROM answers",
     "SELECT started_wall FROM responses ORDER BY seq DESC LIMIT 1",
+)
+_LAST_RESPONSE_SQL = (
+    "SELECT started_wall, started_boot_id, started_mono FROM responses ORDER BY seq DESC LIMIT 1"
 )
 
 
@@ -400,6 +485,14 @@ _MARK_SENT_SQL = (
     "UPDATE responses SET state = 'sent', state_reason = NULL, state_changed_at = ? "
     "WHERE id = ? AND state = 'unsent'"
 )
+_PROBE_SQL = (
+    "INSERT INTO meta (key, value) VALUES ('health_probe_at', ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+_PRUNE_SQL = (
+    "DELETE FROM responses WHERE state = 'sent' AND state_changed_at IS NOT NULL "
+    "AND state_changed_at < ?"
+)  # answers go with them: ON DELETE CASCADE, foreign_keys = ON
 _QUARANTINE_SQL = (
     "UPDATE responses SET state = 'quarantined', state_reason = ?, state_changed_at = ? "
     "WHERE id = ? AND state = 'unsent'"
@@ -459,19 +552,50 @@ class Buffer:
     """The local buffer: one SQLite file. Open with :meth:`Buffer.open`."""
 
     def __init__(self, path: Path, engine: Engine | None, clock: TimeSource,
-                 lock: _OwnerLock) -> None:
+                 lock: _OwnerLock | None) -> None:
         self.path = path
         self._engine_or_none = engine  # made on first use (see warm_up)
+        self._engine_lock = threading.Lock()
+        self._reopen_lock = threading.Lock()
         self._clock = clock
-        self._lock = lock
+        self._lock = lock  # taken by open(); None until then
         self.device_id: str = ""
         self.revision_checked_fast = False  # True: opened at head without Alembic
+        # False: opened for reading only (open(read_only_fallback=True)); open_error says why.
+        self.writable = True
+        self.open_error: str | None = None
+        # The last write unit of work: when one last committed (time.monotonic()), and
+        # why the last one failed (None once one commits again): the message, its cause
+        # (kiosk.errors.BUFFER_FAULTS) and when (wall clock). For the health check, the
+        # out-of-order watch (kiosk/storage_watch.py) and the admin screen.
+        self.last_write_ok: float | None = None
+        self.last_write_error: str | None = None
+        self.last_write_cause: str | None = None
+        self.last_write_error_at: float | None = None
 
     @property
     def _engine(self) -> Engine:
-        if self._engine_or_none is None:
-            self._engine_or_none = _sql().make_engine(self.path)
-        return self._engine_or_none
+        engine = self._engine_or_none
+        if engine is None:
+            with self._engine_lock:  # the UI, sync and health threads may all ask first
+                if self._engine_or_none is None:
+                    self._engine_or_none = _sql().make_engine(self.path,
+                                                              read_only=not self.writable)
+                engine = self._engine_or_none
+        return engine
+
+    def _set_writable(self, writable: bool) -> None:
+        """Switch between the read-write and the read-only engine (made again on next use)."""
+        with self._engine_lock:
+            engine, self._engine_or_none = self._engine_or_none, None
+            self.writable = writable
+        if engine is not None:
+            engine.dispose()
+
+    def _write_failed(self, err: BufferUnavailable) -> None:
+        self.last_write_error = str(err)
+        self.last_write_cause = err.cause
+        self.last_write_error_at = time.time()
 
     def warm_up(self) -> None:
         """Load SQLAlchemy and make the engine now (the app calls it after its first frame).
@@ -484,7 +608,8 @@ class Buffer:
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, time_source: TimeSource | None = None) -> Buffer:
+    def open(cls, path: str | os.PathLike, *, time_source: TimeSource | None = None,
+             read_only_fallback: bool = False) -> Buffer:
         """Open (or create) the buffer at ``path`` and make it ready for taps.
 
         In order: create the parent folders; take the owner lock; check the
@@ -498,34 +623,85 @@ class Buffer:
 
         ``time_source``: the clock for every stamp (tests pass a
         :class:`~kiosk.clock.FakeTimeSource`); default the system clocks.
+
+        ``read_only_fallback`` (``balie-kiosk run``): when the storage refuses
+        writes (``BufferUnavailable.cause`` in
+        :data:`~kiosk.errors.STORAGE_FAULTS`: a read-only file system or file,
+        a full disk, I/O errors), return the buffer **opened for reading only**
+        instead of raising: :attr:`writable` is ``False``, :attr:`open_error`
+        and :attr:`last_write_error` say why, reads work where SQLite can read
+        the file, every write raises :class:`BufferUnavailable` with the same
+        cause without touching the file, and :meth:`try_writable` does the
+        whole open again. Any other error still raises.
         """
         path = Path(path).expanduser().absolute()
-        clock = time_source or system_time_source()
+        buf = cls(path, None, time_source or system_time_source(), None)
+        try:
+            buf._make_ready()
+        except BufferUnavailable as err:
+            if not read_only_fallback or err.cause not in STORAGE_FAULTS:
+                buf.close()
+                raise
+            buf._set_writable(False)
+            buf.open_error = str(err)
+            buf._write_failed(err)
+        except BaseException:
+            buf.close()
+            raise
+        return buf
+
+    def _make_ready(self) -> None:
+        """:meth:`open`'s work: folder, owner lock, integrity check, set-aside, start-up work."""
+        path = self.path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise _unavailable(path, f"create its folder {path.parent}", err) from err
-        lock = _OwnerLock(path)
-        buf = None
-        try:
-            problem = _check_integrity(path)
-            moved: list[Path] = []
-            if problem is not None:
-                if not lock.owner:
-                    raise BufferUnavailable(
-                        f"local buffer {path}: the file is damaged ({problem}) and another "
-                        "process has it open; it is set aside when that process restarts"
-                    )
-                moved = _set_aside(path)
-            buf = cls(path, None, clock, lock)
-            if problem is not None or not buf._prepare_fast():
-                buf._prepare(problem, moved)
-            return buf
-        except BaseException:
-            if buf is not None and buf._engine_or_none is not None:
-                buf._engine_or_none.dispose()
-            lock.release()
-            raise
+        if self._lock is None:
+            self._lock = _OwnerLock(path)
+        problem = _check_integrity(path)
+        moved: list[Path] = []
+        if problem is not None:
+            if not self._lock.owner:
+                raise BufferUnavailable(
+                    f"local buffer {path}: the file is damaged ({problem}) and another "
+                    "process has it open; it is set aside when that process restarts",
+                    cause="damaged",
+                )
+            moved = _set_aside(path)
+        if problem is not None or not self._prepare_fast():
+            self._prepare(problem, moved)
+
+    def try_writable(self) -> bool:
+        """A buffer opened for reading only: do the whole :meth:`open` again; True once writable.
+
+        Use (off the UI thread: it reads the whole file)::
+
+            if not buf.writable:
+                buf.try_writable()   # raises BufferUnavailable while the storage still refuses
+            buf.probe_write()        # a commit proves it takes writes
+
+        Returns ``True`` at once for a writable buffer. On success the
+        read-only engine is replaced by the normal one and :attr:`open_error`
+        is cleared; :attr:`last_write_error` stays until a commit succeeds
+        (an open that needed no write proves nothing about a full disk).
+        """
+        if self.writable:
+            return True
+        with self._reopen_lock:
+            if self.writable:
+                return True
+            self._set_writable(True)
+            try:
+                self._make_ready()
+            except BaseException as err:
+                self._set_writable(False)
+                if isinstance(err, BufferUnavailable):
+                    self.open_error = str(err)
+                    self._write_failed(err)
+                raise
+            self.open_error = None
+        return True
 
     def _prepare_fast(self) -> bool:
         """The start-up unit of work on plain ``sqlite3``, for a sound buffer at the head revision.
@@ -631,6 +807,12 @@ class Buffer:
     @contextlib.contextmanager
     def _unit(self, doing: str, *, read: bool = False) -> Iterator[Connection]:
         """One transaction, committed on exit; storage errors become BufferUnavailable."""
+        if not read and not self.writable:
+            refused = BufferUnavailable(
+                f"{self.open_error} (opened for reading only: cannot {doing})",
+                cause=self.last_write_cause)
+            self._write_failed(refused)
+            raise refused
         engine = self._engine  # SQLAlchemy is loaded from here on
         sa_exc = _sql().sa_exc
         try:
@@ -642,11 +824,27 @@ class Buffer:
             else:
                 with engine.begin() as conn:
                     yield conn
+                self.last_write_ok = time.monotonic()
+                self.last_write_error = self.last_write_cause = self.last_write_error_at = None
         except (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.InterfaceError,
                 sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
             raise  # a bug, not the storage
         except (sa_exc.DBAPIError, sqlite3.Error) as err:
-            raise _unavailable(self.path, doing, err) from err
+            unavailable = _unavailable(self.path, doing, err)
+            if not read:
+                self._write_failed(unavailable)
+            raise unavailable from err
+
+    def probe_write(self) -> None:
+        """Commit one tiny write (meta ``health_probe_at``), as a tap would.
+
+        For the health check (``kiosk/health.py``): raises
+        :class:`BufferUnavailable` when the buffer cannot take a commit now
+        (locked by another process, read-only, full, I/O errors).
+        """
+        stamp = self._clock.now()
+        with self._unit("write the health probe") as conn:
+            conn.connection.driver_connection.execute(_PROBE_SQL, (repr(stamp.wall),))
 
     def _insert_event(self, conn: Connection, kind: str, detail: str, stamp: Stamp) -> None:
         conn.execute(
@@ -789,6 +987,60 @@ class Buffer:
                     invalid[row[0]] = _short(err)
         return records
 
+    # ----------------------------------------------------------------- upkeep
+
+    def backup_to(self, target: str | os.PathLike) -> Path:
+        """A consistent copy of the buffer at ``target`` (``VACUUM INTO``); returns ``target``.
+
+        The copy is a snapshot taken on its own read-only connection (taps go on
+        meanwhile), written to ``<target>.tmp``, made readable by its owner only
+        (it holds the visitors' answers), fsynced and renamed into place, so
+        ``target`` is either the old copy or a whole new one, never half a file.
+        Raises :class:`BufferUnavailable` naming the cause (a full disk, a
+        read-only folder); the buffer itself is only read.
+        """
+        target = Path(target).expanduser().absolute()
+        tmp = target.with_name(target.name + ".tmp")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp.unlink(missing_ok=True)
+            con = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, isolation_level=None,
+                                  timeout=BUSY_TIMEOUT_MS / 1000)
+            try:
+                con.execute("VACUUM INTO ?", (str(tmp),))
+            finally:
+                con.close()
+            os.chmod(tmp, 0o600)
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
+        except (OSError, sqlite3.Error) as err:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise _unavailable(self.path, f"back it up to {target}", err) from err
+        return target
+
+    def prune_sent(self, before_wall: float) -> int:
+        """Delete responses central has had since before ``before_wall`` (Unix seconds); one commit.
+
+        Only ``sent`` responses go (their answers with them); unsent, open and
+        quarantined ones are never touched, and the sequence numbers carry on.
+        An event ``responses_pruned`` records how many. Returns how many.
+        """
+        stamp = self._clock.now()
+        with self._unit("delete old sent responses") as conn:
+            dbapi = conn.connection.driver_connection
+            n = dbapi.execute(_PRUNE_SQL, (before_wall,)).rowcount
+            if n:
+                self._insert_event(conn, "responses_pruned",
+                                   f"{n} sent response(s) older than {before_wall:.0f} deleted",
+                                   stamp)
+        return n
+
     def mark_sent(self, ids) -> int:
         """Mark the responses ``ids`` as sent (central acknowledged them); one commit.
 
@@ -841,6 +1093,15 @@ class Buffer:
         with self._unit("read the statistics", read=True) as conn:
             return _stats(lambda sql: conn.exec_driver_sql(sql).first(), self.path)
 
+    def last_response_stamp(self) -> Stamp | None:
+        """When the newest response (highest seq) started, as stamped then; ``None``: none yet.
+
+        One short read (the seq index); safe from the sync thread, as every unit of work is.
+        """
+        with self._unit("read the last response", read=True) as conn:
+            row = conn.exec_driver_sql(_LAST_RESPONSE_SQL).first()
+        return Stamp(wall=row[0], boot_id=row[1], mono=row[2]) if row else None
+
     @classmethod
     def inspect(cls, path: str | os.PathLike) -> BufferStats:
         """The :meth:`stats` of the buffer at ``path``, without disturbing its owner.
@@ -857,8 +1118,7 @@ class Buffer:
                 "data folder yet, or --data-dir/BALIE_DATA_DIR points elsewhere)"
             )
         try:
-            con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None,
-                                  timeout=BUSY_TIMEOUT_MS / 1000)
+            con = read_only_connection(path)  # also on a read-only or full file system
             try:
                 con.execute("BEGIN")  # one consistent snapshot for the three counts
                 return _stats(lambda sql: con.execute(sql).fetchone(), path)
@@ -882,7 +1142,7 @@ class Buffer:
     @property
     def is_owner(self) -> bool:
         """True if this process holds the owner lock (and did the start-up repair)."""
-        return self._lock.owner
+        return self._lock is not None and self._lock.owner
 
     # ----------------------------------------------------------------- closing
 
@@ -890,7 +1150,8 @@ class Buffer:
         """Close every connection (SQLite checkpoints the WAL) and drop the lock."""
         if self._engine_or_none is not None:
             self._engine_or_none.dispose()
-        self._lock.release()
+        if self._lock is not None:
+            self._lock.release()
 
     def __enter__(self) -> Buffer:
         return self

@@ -23,8 +23,6 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from kiosk.buffer import END_REASONS  # noqa: E402  (defined there: no SQLAlchemy at start-up)
-
 #: Sync state of a response. ``quarantined`` responses were rejected by
 #: central; they are kept (with ``state_reason``) and never retried.
 STATES = ("unsent", "sent", "quarantined")

@@ -17,17 +17,28 @@ from sqlalchemy import exc as sa_exc  # noqa: F401  (kiosk.buffer catches its er
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, Engine
 
-from kiosk.buffer import configure_connection
+from kiosk.buffer import configure_connection, read_only_connection
 from kiosk.buffer_schema import answers, events, meta, responses
 
 
-def make_engine(path: Path) -> Engine:
-    """An engine on the buffer file; every connection runs :func:`configure_connection`."""
-    engine = create_engine(URL.create("sqlite", database=str(path)))
+def make_engine(path: Path, *, read_only: bool = False) -> Engine:
+    """An engine on the buffer file; every connection runs :func:`configure_connection`.
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):
-        configure_connection(dbapi_connection, path)
+    ``read_only``: for a buffer opened for reading only, a fresh
+    :func:`~kiosk.buffer.read_only_connection` per unit of work (no pool: the
+    file may turn writable and the engine be replaced).
+    """
+    if read_only:
+        from sqlalchemy.pool import NullPool
+
+        engine = create_engine("sqlite://", creator=lambda: read_only_connection(path),
+                               poolclass=NullPool)
+    else:
+        engine = create_engine(URL.create("sqlite", database=str(path)))
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection, _record):
+            configure_connection(dbapi_connection, path)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):

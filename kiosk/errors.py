@@ -37,6 +37,18 @@ class BufferUnavailable(BalieError):
     """The local buffer cannot be opened or written.
 
     Safe to retry once the cause (disk full, read-only file system, permissions)
-    is fixed; nothing already stored has been changed.
+    is fixed; nothing already stored has been changed. ``cause`` says which,
+    when known: one of :data:`BUFFER_FAULTS` (``None``: another reason, e.g. a
+    schema from a newer release).
     """
+
+    def __init__(self, message: str, *, cause: str | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+#: The causes a :class:`BufferUnavailable` names. ``full``, ``read_only`` and ``io`` are
+#: storage faults a restart cannot mend: the terminal stays up, out of order, and checks again.
+BUFFER_FAULTS = ("full", "read_only", "io", "locked", "damaged")
+STORAGE_FAULTS = ("full", "read_only", "io")
 

@@ -79,6 +79,16 @@ class VisitorFlow:
             return Step("welcome", self.questionnaire.first, 1, len(self.questionnaire.questions))
         return self._step_for(self._index)
 
+    def use_questionnaire(self, questionnaire: Questionnaire) -> None:
+        """Ask ``questionnaire`` from the next visit on; refused (``RuntimeError``) during a visit.
+
+        Answers already stored keep the id and version they were given with.
+        """
+        if self._draft is not None:
+            raise RuntimeError("the questionnaire cannot change in the middle of a visit")
+        self.questionnaire = questionnaire
+        self._index = 0
+
     def set_language(self, language: str) -> None:
         """Switch the visit's language (and the response's, once it exists)."""
         self.language = language

@@ -31,7 +31,15 @@ def prepare_environment(kivy_home: Path) -> None:
     os.environ.setdefault("KIVY_CLIPBOARD", "sdl2")
     os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")  # one log line per record, via logging
     if "KIVY_HOME" not in os.environ:
-        kivy_home.mkdir(parents=True, exist_ok=True)
+        try:
+            kivy_home.mkdir(parents=True, exist_ok=True)
+            writable = os.access(kivy_home, os.W_OK)
+        except OSError:
+            writable = False
+        if not writable:  # a read-only or full data folder: the terminal starts out of order
+            import tempfile
+
+            kivy_home = Path(tempfile.mkdtemp(prefix="balie-kivy-"))
         os.environ["KIVY_HOME"] = str(kivy_home)
 
 

@@ -14,15 +14,19 @@ Relative paths resolve against the config file's folder (for the built-in defaul
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
+    StrictBool,
     StrictInt,
     StrictStr,
     ValidationInfo,
@@ -33,6 +37,7 @@ from pydantic import (
 from kiosk import paths
 from kiosk.errors import ConfigError
 from kiosk.configfile import describe, problem, read_toml, validate_settings_file
+from kiosk.opening_hours import DAY_KEYS, DEFAULT_TIMEZONE, check_day, parse_range
 from kiosk.questionnaire import Slug
 from sync.protocol import MAX_RECORDS
 
@@ -200,9 +205,24 @@ class ThemeSettings(_Section):
 
 
 class AdminSettings(_Section):
-    """The admin screen: ``pin_hash`` as written by ``balie-kiosk set-pin`` ("" = no PIN set)."""
+    """The admin screen: a fleet-wide ``pin_hash`` ("" = none; ``balie-kiosk set-pin --print-hash``
+    makes one; a PIN set on the terminal itself wins, see :mod:`kiosk.pin`), and seconds without
+    a touch before the admin screen (``timeout_s``) or the PIN pad (``pin_pad_timeout_s``)
+    gives way to the welcome screen."""
 
     pin_hash: StrictStr = ""
+    timeout_s: Annotated[float, Field(strict=True, ge=10)] = 120.0
+    pin_pad_timeout_s: Annotated[float, Field(strict=True, ge=10)] = 30.0
+
+    @field_validator("pin_hash")
+    @classmethod
+    def _argon2_hash(cls, value: str) -> str:
+        from kiosk.pin import is_encoded_hash
+
+        if value.strip() and not is_encoded_hash(value):
+            raise problem("must be an Argon2 hash as printed by `balie-kiosk set-pin --print-hash` "
+                          "(never the PIN itself), or \"\" for none")
+        return value.strip()
 
 
 class DisplaySettings(_Section):
@@ -221,9 +241,41 @@ class BufferSettings(_Section):
     @field_validator("data_dir", mode="before")
     @classmethod
     def _data_path(cls, value: Any, info: ValidationInfo) -> Path:
-        if not isinstance(value, str) or not value.strip():
-            raise problem(f"must be a folder path in quotes, got {describe(value)}")
-        return _resolve(value, info)
+        return _folder(value, info)
+
+
+def _folder(value: Any, info: ValidationInfo) -> Path:
+    """A folder path given in the file (relative: to the file's folder)."""
+    if not isinstance(value, str) or not value.strip():
+        raise problem(f"must be a folder path in quotes, got {describe(value)}")
+    return _resolve(value, info)
+
+
+def _time_of_day(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value.strip()):
+        raise problem(f'must be a time of day as "HH:MM" (24-hour clock), got {describe(value)}')
+    return value.strip()
+
+
+class MaintenanceSettings(_Section):
+    """The nightly upkeep of the buffer (``kiosk/upkeep.py``).
+
+    At ``backup_time`` (local time, "HH:MM", plus up to ``jitter_s``) a copy of the
+    buffer is written to ``backup_dir`` (default: ``backups`` in the data folder) and
+    all but the newest ``backup_keep`` copies are deleted; responses central has had
+    for more than ``retention_days`` are deleted from the buffer (never unsent ones).
+    """
+
+    backup_time: Annotated[StrictStr, AfterValidator(_time_of_day)] = "03:30"
+    jitter_s: NonNegativeSeconds = 600.0
+    backup_keep: Annotated[StrictInt, Field(ge=1, le=366)] = 7
+    backup_dir: Path | None = None
+    retention_days: Annotated[StrictInt, Field(ge=1, le=3660)] = 30
+
+    @field_validator("backup_dir", mode="before")
+    @classmethod
+    def _backup_path(cls, value: Any, info: ValidationInfo) -> Path:
+        return _folder(value, info)
 
 
 class SyncSettings(_Section):
@@ -258,6 +310,76 @@ class SyncSettings(_Section):
         return self
 
 
+def _time_range(value: str) -> str:
+    try:
+        start, end = parse_range(value)
+    except ValueError as exc:
+        raise problem(str(exc)) from None
+    return f"{start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}"
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise problem(f"unknown time zone {describe(value)}; use an IANA name like "
+                      "\"Europe/Amsterdam\"") from None
+    return value
+
+
+def _closed_date(value: Any) -> date:
+    if isinstance(value, datetime):  # a TOML date-time: a day is meant
+        raise problem(f"must be a date without a time, like \"2026-12-25\", got {value.isoformat()}")
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        raise problem(f"must be a date written YYYY-MM-DD, like \"2026-12-25\", got {describe(value)}")
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise problem(f"{value!r} is not a date: {exc}") from None
+
+
+TimeRanges = tuple[Annotated[StrictStr, AfterValidator(_time_range)], ...]
+
+
+class OpeningHoursSettings(_Section):
+    """When the counter is open; ``enabled = false`` (the default) or no section: always open.
+
+    Per weekday zero or more ranges of the town hall's wall clock in ``timezone``
+    (``"08:30-12:30"``; ``"24:00"`` ends the day; ``[]``: closed that day), and
+    ``closed_dates`` (public holidays) closed all day. :mod:`kiosk.opening_hours`
+    does the arithmetic.
+    """
+
+    enabled: StrictBool = False
+    timezone: Annotated[StrictStr, AfterValidator(_zone)] = DEFAULT_TIMEZONE
+    mon: TimeRanges = ("08:30-17:00",)
+    tue: TimeRanges = ("08:30-17:00",)
+    wed: TimeRanges = ("08:30-17:00",)
+    thu: TimeRanges = ("08:30-17:00",)
+    fri: TimeRanges = ("08:30-17:00",)
+    sat: TimeRanges = ()
+    sun: TimeRanges = ()
+    closed_dates: tuple[Annotated[date, BeforeValidator(_closed_date)], ...] = ()
+
+    @field_validator(*DAY_KEYS)
+    @classmethod
+    def _no_overlaps(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            check_day(value)
+        except ValueError as exc:
+            raise problem(str(exc)) from None
+        return tuple(sorted(value))  # "HH:MM-HH:MM" sorts by time
+
+    @model_validator(mode="after")
+    def _opens_at_all(self) -> "OpeningHoursSettings":
+        if self.enabled and not any(getattr(self, day) for day in DAY_KEYS):
+            raise problem("enabled = true, but no day has opening hours, so the terminal would never "
+                          "open; give the days their ranges, or set enabled = false (always open)")
+        return self
+
+
 class KioskSettings(_Section):
     """All settings of one terminal; ``load_settings()`` builds it."""
 
@@ -270,6 +392,8 @@ class KioskSettings(_Section):
     display: DisplaySettings = DisplaySettings()
     buffer: BufferSettings = BufferSettings()
     sync: SyncSettings = SyncSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()
+    opening_hours: OpeningHoursSettings = OpeningHoursSettings()
     _source_path: Path | None = PrivateAttr(default=None)
 
     @field_validator("questionnaire", mode="before")

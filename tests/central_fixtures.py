@@ -8,13 +8,17 @@ Use::
         requests.post(base_url + BATCHES_PATH, json=make_batch(device_id, [make_record(1)]),
                       headers={"Authorization": f"Bearer {token}"})
 
-``run_central`` migrates the database first (``migrate=False`` to skip), binds
-a free port on 127.0.0.1 itself (no race), and stops the server on exit.
+``run_central`` migrates the database first (``migrate_first=False`` to skip), binds
+a free port on 127.0.0.1 itself (no race), and stops the server on exit. Also:
+``fresh_database`` (one per test, SQLite or PostgreSQL), ``FakeClock`` for
+``create_app(clock=...)``, ``make_heartbeat``, ``questionnaire_file`` (the shipped
+questionnaire with another version/title/id).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import socket
 import threading
 import time
@@ -30,6 +34,7 @@ from central.devices import enrol
 from central.settings import CentralSettings
 
 START_TIMEOUT_S = 15
+STANDAARD = Path(__file__).resolve().parent.parent / "config" / "questionnaires" / "standaard.toml"
 
 
 def central_settings(database: str | Path, **sections) -> CentralSettings:
@@ -121,6 +126,48 @@ def central_on_backend(request, tmp_path_factory) -> Iterator[tuple]:
             yield settings, base_url, engine
         finally:
             engine.dispose()
+
+
+def fresh_database(request, tmp_path: Path) -> str:
+    """A new, empty database for one test on the backend ``request.param`` ("sqlite" or
+    "postgres"): a SQLite file under ``tmp_path`` or a database on the session cluster."""
+    if request.param == "sqlite":
+        return f"sqlite:///{(tmp_path / 'central.sqlite3').resolve()}"
+    return request.getfixturevalue("pg_url")
+
+
+class FakeClock:
+    """Central's wall clock under the test's control: ``create_app(settings, clock=fake)``."""
+
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        """Move on ``seconds``; returns the new time."""
+        self.now += seconds
+        return self.now
+
+
+def make_heartbeat(device_id: str, **fields) -> dict:
+    """A wire ``Heartbeat`` (the fields added for the admin issue only when given)."""
+    return {"device_id": device_id, "app_version": "0.2.0", "backlog": 0, "quarantined": 0,
+            "clock": clock(1_700_000_000.0, 50.0), "clock_synced": True, **fields}
+
+
+def questionnaire_file(folder: Path, version: int, *, title: str = "Hoe was uw bezoek?",
+                       qid: str = "balie-standaard", name: str | None = None) -> Path:
+    """The shipped questionnaire file with another version (and title, and id), in ``folder``."""
+    text = STANDAARD.read_text(encoding="utf-8")
+    assert 'version = 1\n' in text and 'nl = "Hoe was uw bezoek?"' in text
+    text = text.replace("version = 1\n", f"version = {version}\n", 1)
+    text = text.replace('nl = "Hoe was uw bezoek?"', f'nl = "{title}"', 1)
+    text = text.replace('id = "balie-standaard"', f'id = "{qid}"', 1)
+    path = folder / (name or f"{qid}-v{version}-{hashlib.sha1(title.encode()).hexdigest()[:6]}.toml")
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def clock(wall: float, mono: float, boot_id: str = "boot-a") -> dict:

@@ -67,6 +67,28 @@ class ControlledTime:
         Clock._max_fps = self._real_fps
 
 
+class KivyWallClock:
+    """A wall clock (a :class:`kiosk.clock.TimeSource`) that moves with the controlled Kivy clock.
+
+    ``KivyWallClock(datetime(2026, 3, 30, 8, 29, tzinfo=AMS))``: the wall clock reads that
+    moment at its first use, then moves on as :meth:`Driver.advance` moves the Kivy clock.
+    Pass it as ``start_app(..., time_source=clock)`` (the app first asks it once the clock is
+    controlled). The monotonic reading is the Kivy clock; the boot id is made up.
+    """
+
+    def __init__(self, start) -> None:
+        self.start = start.timestamp()
+        self.origin = None
+
+    def now(self):
+        from kiosk.clock import Stamp
+
+        kivy_now = Clock.time()
+        if self.origin is None:
+            self.origin = kivy_now
+        return Stamp(wall=self.start + kivy_now - self.origin, boot_id="kivy-clock", mono=kivy_now)
+
+
 def test_settings(**timeouts):
     """The shipped settings with short, test-friendly timeouts (overridable)."""
     settings = load_settings(None)
@@ -148,8 +170,9 @@ class Driver:
         """Save what the window shows as a PNG."""
         self.frames(3)
         Window.screenshot(name=str(path))
-        # Window.screenshot numbers the file name ("name0001.png"); find what it wrote.
-        written = sorted(path.parent.glob(path.stem + "*" + path.suffix))
+        # Window.screenshot numbers the file name ("name0001.png"); find what it wrote
+        # (only numbered names: "admin*.png" would also match "admin_disk_full.png").
+        written = sorted(path.parent.glob(path.stem + "[0-9]" * 4 + path.suffix))
         target = written[-1]
         if target != path:
             target.replace(path)
@@ -170,15 +193,21 @@ class Driver:
 
 
 def start_app(tmp_path: Path, *, settings=None, lockdown: bool = True, device_state=None,
-              frames: int = 3) -> Driver:
-    """Build a fresh app with a fresh buffer in ``tmp_path`` and show it (``frames`` drawn)."""
+              frames: int = 3, read_only_fallback: bool = False, **app_options) -> Driver:
+    """Build a fresh app with a fresh buffer in ``tmp_path`` and show it (``frames`` drawn).
+
+    ``app_options`` go to :class:`BalieApp` (e.g. ``time_source``: a wall clock that
+    follows the controlled Kivy clock; it is asked only once the clock is controlled).
+    ``read_only_fallback``: open the buffer as ``balie-kiosk run`` does (storage that
+    refuses writes gives a buffer opened for reading only, and the app starts out of order).
+    """
     settings = settings or test_settings()
     buffer_path = tmp_path / "buffer.sqlite3"
-    buffer = Buffer.open(buffer_path)
+    buffer = Buffer.open(buffer_path, read_only_fallback=read_only_fallback)
     questionnaire = load_questionnaire(settings.questionnaire_path)
     time = ControlledTime()
     app = BalieApp(settings=settings, questionnaire=questionnaire, buffer=buffer,
-                   lockdown=lockdown, device_state=device_state)
+                   lockdown=lockdown, device_state=device_state, **app_options)
     app._run_prepare()
     driver = Driver(app, time, buffer_path)
     driver.frames(frames)

@@ -18,11 +18,18 @@ Script entries for the batch endpoint (one consumed per request, then "ok"):
 without answering), ``"truncate"`` (promise a body, send half, close),
 ``"garbage"`` (200 with a body that is not JSON), ``Sleep(seconds)`` (wait,
 then answer "ok").
+
+``GET`` :data:`~sync.protocol.QUESTIONNAIRE_PATH` serves :attr:`questionnaire`
+(a ``QuestionnaireDocument``; ``None``: 404 ``no_questionnaire``) with an ETag
+(the quoted sha256 of its TOML) and answers 304 to a matching
+``If-None-Match``; :attr:`questionnaire_script` takes the same entries as the
+batch script ("truncate" sends half a document).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import threading
 import time
@@ -32,7 +39,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from pydantic import ValidationError
 
-from sync.protocol import BATCHES_PATH, HEARTBEAT_PATH, Batch, Heartbeat
+from sync.protocol import (BATCHES_PATH, HEARTBEAT_PATH, QUESTIONNAIRE_PATH, Batch, Heartbeat,
+                           QuestionnaireDocument)
 
 
 @dataclass
@@ -68,6 +76,8 @@ class ScriptedCentral:
         self.received: list[Received] = []
         self.batches: list[Batch] = []
         self.heartbeats: list[Heartbeat] = []
+        self.questionnaire: QuestionnaireDocument | None = None
+        self.questionnaire_script: deque = deque()
         self._lock = threading.Lock()
         central = self
 
@@ -79,6 +89,9 @@ class ScriptedCentral:
 
             def do_POST(self):
                 central._handle(self)
+
+            def do_GET(self):
+                central._handle_get(self)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -163,6 +176,46 @@ class ScriptedCentral:
         self.heartbeats.append(beat)
         self._send(h, 200, {"received_at": time.time()})
 
+    def _handle_get(self, h: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.received.append(Received(h.path, dict(h.headers), b"", b"", time.monotonic()))
+        if self.token is not None and h.headers.get("Authorization") != f"Bearer {self.token}":
+            return self._send(h, 401, {"error": "unauthorized"})
+        if h.path != QUESTIONNAIRE_PATH:
+            return self._send(h, 404, {"error": "not found"})
+        with self._lock:
+            action = self.questionnaire_script.popleft() if self.questionnaire_script else "ok"
+        if isinstance(action, Sleep):
+            time.sleep(action.seconds)
+            action = "ok"
+        if action == "drop":
+            h.close_connection = True
+            return
+        if isinstance(action, Reply):
+            return self._send(h, action.status, action.body, action.headers)
+        document = self.questionnaire
+        if document is None:
+            return self._send(h, 404, {"error": "no_questionnaire", "detail": "scripted"})
+        etag = questionnaire_etag(document)
+        if h.headers.get("If-None-Match") == etag:
+            h.send_response_only(304)
+            h.send_header("Date", h.date_time_string())
+            h.send_header("ETag", etag)
+            h.end_headers()
+            return
+        body = document.model_dump_json().encode()
+        if action == "truncate":
+            h.send_response_only(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(body)))
+            h.send_header("ETag", etag)
+            h.end_headers()
+            h.wfile.write(body[: len(body) // 2])
+            h.wfile.flush()
+            h.close_connection = True
+            return
+        self._send(h, 200, body, {"ETag": etag})
+
     @staticmethod
     def _send(h, status: int, body, headers: dict | None = None) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -181,6 +234,15 @@ class ScriptedCentral:
     @property
     def batch_requests(self) -> list[Received]:
         return [r for r in self.received if r.path == BATCHES_PATH]
+
+    @property
+    def questionnaire_requests(self) -> list[Received]:
+        return [r for r in self.received if r.path == QUESTIONNAIRE_PATH]
+
+
+def questionnaire_etag(document: QuestionnaireDocument) -> str:
+    """The ETag central gives a document: the quoted sha256 of its TOML text."""
+    return '"' + hashlib.sha256(document.toml.encode("utf-8")).hexdigest() + '"'
 
 
 # --------------------------------------------------------------------------- test support

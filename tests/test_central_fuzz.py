@@ -15,6 +15,8 @@ Runs (examples per operation and mode; numbers in :data:`RUNS`):
   get past validation and auth and are stored; at least half must be (200).
 * SQLite without a valid token (none, unknown, Basic, empty Bearer): the two
   device endpoints, every answer a 401.
+* The questionnaire GET (its one input is the ``If-None-Match`` header), with a
+  questionnaire published: 200 or 304 with the token, 401 without.
 * PostgreSQL (a fresh database on the session cluster): a smaller positive and
   negative run with the real token.
 
@@ -57,12 +59,21 @@ from sqlalchemy import func, select
 
 from central.db import make_engine
 from central.models import Response
-from sync.protocol import BATCHES_PATH, HEALTH_PATH, HEARTBEAT_PATH, MAX_BODY_BYTES, ErrorBody
+from central.questionnaires import publish, read_questionnaire_file
+from sync.protocol import (
+    BATCHES_PATH,
+    HEALTH_PATH,
+    HEARTBEAT_PATH,
+    MAX_BODY_BYTES,
+    QUESTIONNAIRE_PATH,
+    ErrorBody,
+)
 from tests.central_fixtures import (
     central_settings,
     enrol_device,
     make_batch,
     make_record,
+    questionnaire_file,
     run_central,
 )
 
@@ -240,6 +251,26 @@ def test_fuzz_healthz(central):
     statuses = fuzz(central.schema, central.base_url, path=HEALTH_PATH, method="GET",
                     mode=POSITIVE, max_examples=5, headers={}, device_id=None)
     assert set(statuses) == {200}, statuses
+
+
+def test_fuzz_the_questionnaire_get(central, tmp_path):
+    engine = make_engine(central.settings.database_url)
+    try:
+        publish(engine, *read_questionnaire_file(questionnaire_file(tmp_path, 1)), location=None,
+                now=1_800_000_000.0)
+    finally:
+        engine.dispose()
+    n = 40
+    statuses = fuzz(central.schema, central.base_url, path=QUESTIONNAIRE_PATH, method="GET",
+                    mode=POSITIVE, max_examples=n, headers=central.auth, device_id=None)
+    check_exercised(statuses, n, f"GET {QUESTIONNAIRE_PATH}")
+    assert set(statuses) <= {200, 304} and statuses[200], statuses
+    print(f"\nGET {QUESTIONNAIRE_PATH}: {dict(sorted(statuses.items()))}")
+    for auth in AUTHS.values():
+        statuses = fuzz(central.schema, central.base_url, path=QUESTIONNAIRE_PATH, method="GET",
+                        mode=POSITIVE, max_examples=10, device_id=None,
+                        headers={"Authorization": auth} if auth else {})
+        assert set(statuses) == {401}, (auth, statuses)
 
 
 AUTHS = {"none": None, "wrong": "Bearer not-a-token", "basic": "Basic YTpi", "empty": "Bearer "}

@@ -94,7 +94,8 @@ def test_status_json_reports_the_counts_questionnaire_and_buffer_path(tmp_path, 
     assert report["responses"] == {"total": 3, "unsent": 3, "sent": 0, "quarantined": 0,
                                    "open": 1}
     assert report["answers"] == {"total": 2 * 3 + 1}
-    assert report["questionnaire"] == {"id": shipped.id, "version": shipped.version}
+    assert report["questionnaire"] == {"id": shipped.id, "version": shipped.version,
+                                       "source": "config"}
     assert report["buffer"]["path"] == str(data / "buffer.sqlite3")
     assert report["location"] == {"id": "balie-1", "name": "Balie 1"}
     assert report["last_response_at"] == "2023-11-14T22:16:20+00:00"  # third visit: 3 min on
@@ -111,10 +112,13 @@ def test_status_text_output_is_readable(tmp_path, shipped, capsys):
     assert out == [
         f"Buffer:        {data / 'buffer.sqlite3'}",
         "Location:      Balie 1 (balie-1)",
-        "Questionnaire: balie-standaard version 1",
+        "Questionnaire: balie-standaard version 1 (from config)",
         "Responses:     2 total, 2 unsent, 0 sent, 0 quarantined, 1 in progress",
         "Answers:       4",
         "Last response: 2023-11-14T22:15:20+00:00",
+        "Opening hours: not set (always open)",
+        "Admin PIN:     not set: the admin screen cannot be opened (set one with "
+        "`balie-kiosk set-pin`)",
     ]
 
 

@@ -427,3 +427,22 @@ def test_a_language_chosen_before_the_first_tap_is_the_responses_language(
     assert buf.stats().responses_total == 0  # choosing a language stores nothing by itself
     flow.answer(8)
     assert responses(db_path)[0][4] == "en"
+
+
+# --------------------------------------------------------------------------- a new questionnaire
+
+
+def test_a_new_questionnaire_is_refused_during_a_visit_and_used_from_the_next_one(
+        shipped, small, buf, db_path, mono):
+    flow = make_flow(shipped, buf, mono)
+    flow.answer(8)
+    with pytest.raises(RuntimeError, match="middle of a visit"):
+        flow.use_questionnaire(small)
+    assert flow.questionnaire is shipped and flow.current().question.id == "wachttijd"
+    flow.abandon("abandoned")
+
+    flow.use_questionnaire(small)
+
+    assert flow.current().question.id == "cijfer" and flow.current().total == 3
+    flow.answer(7)
+    assert [(r[1], r[2]) for r in responses(db_path)] == [("balie-standaard", 1), ("klein", 3)]

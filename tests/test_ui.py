@@ -255,11 +255,13 @@ def test_only_the_welcome_screen_is_made_before_the_first_frame_the_rest_follow(
     assert set(navigator.panels.built()) == {"totaal"}
     assert driver.app.is_ready is False
     frames = driver.until_ready()
-    assert set(navigator.screens.built()) == {"welcome", "question", "comment", "thanks"}
+    assert set(navigator.screens.built()) == {"welcome", "question", "comment", "thanks",
+                                              "out_of_order"}
     assert set(navigator.panels.built()) == {"totaal", *FOLLOW_UPS}
-    assert sorted(driver.app.root.screen_names) == ["comment", "question", "thanks", "welcome"]
-    # one step per frame after the first: the buffer's SQLAlchemy, 3 screens, 6 panels
-    assert frames >= 10
+    assert sorted(driver.app.root.screen_names) == ["comment", "out_of_order", "question",
+                                                    "thanks", "welcome"]
+    # one step per frame after the first: the buffer's SQLAlchemy, 4 screens, 6 panels
+    assert frames >= 11
     assert driver.app.sync is None  # not enrolled
 
 
@@ -283,3 +285,12 @@ def test_an_enrolled_terminal_starts_sync_only_after_its_first_frame(fresh_app):
     driver.until_ready()
     assert driver.app.sync is not None
     assert driver.app.sync.scheduler.running
+
+
+def test_the_nightly_buffer_upkeep_is_scheduled_once_the_app_is_ready(fresh_app):
+    driver = fresh_app()
+    assert driver.app.upkeep is None
+    driver.until_ready()
+    job = driver.app.upkeep.job
+    assert driver.app.upkeep.scheduler.running
+    assert (job.next_run_time.hour, job.next_run_time.minute) >= (3, 30)  # 03:30 + jitter

@@ -7,7 +7,7 @@ from pathlib import Path
 _KV_DIR = Path(__file__).resolve().parent
 #: Class rules first (theme, widgets), then the screens that use them.
 _KV_FILES = ("theme.kv", "answers.kv", "keyboard.kv", "welcome.kv", "question.kv",
-             "comment.kv", "thanks.kv", "idle.kv")
+             "comment.kv", "thanks.kv", "idle.kv", "closed.kv", "out_of_order.kv")
 
 
 def load_kv() -> None:

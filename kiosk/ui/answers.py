@@ -37,8 +37,19 @@ class AnswerPanel(BoxLayout):
         self.register_event_type("on_answer")
         super().__init__(**kwargs)
         self.buttons = self.build_buttons()
-        self.tr.bind(lang=self.setter("lang"))
+        self._follow_lang = self.setter("lang")
+        self.tr.bind(lang=self._follow_lang)
         self.lang = self.tr.lang
+
+    def release(self) -> None:
+        """Take the panel off screen and stop following the language (after a questionnaire switch).
+
+        The translator holds its observers strongly; without this an old panel
+        and its textures would stay alive for as long as the terminal runs.
+        """
+        self.tr.unbind(lang=self._follow_lang)
+        if self.parent is not None:
+            self.parent.remove_widget(self)
 
     def build_buttons(self) -> list:
         """Create the answer buttons once; subclasses add them to their containers."""

@@ -104,3 +104,42 @@ class ProgressLine(Widget):
 
     value = NumericProperty(0.0)
 
+
+
+class BusyIndicator(Widget):
+    """A turning arc while ``active`` (a PIN being checked, a sync running); nothing otherwise.
+
+    It turns on the Kivy clock only while active, so an idle terminal draws nothing for it.
+    """
+
+    active = BooleanProperty(False)
+    ink = ColorProperty((0.1, 0.1, 0.1, 1))
+    angle = NumericProperty(0.0)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        with self.canvas:
+            self._colour = Color(*self.ink)
+            self._arc = Line(width=dp(4), cap="round")
+        self._event = None
+        self.bind(pos=self._redraw, size=self._redraw, angle=self._redraw, ink=self._redraw,
+                  active=self._on_active)
+
+    def _on_active(self, *_):
+        from kivy.clock import Clock
+
+        if self.active and self._event is None:
+            self._event = Clock.schedule_interval(self._turn, 1 / 30)
+        elif not self.active and self._event is not None:
+            self._event.cancel()
+            self._event = None
+        self._redraw()
+
+    def _turn(self, dt):
+        self.angle = (self.angle + 360 * dt) % 360
+
+    def _redraw(self, *_):
+        self._colour.rgba = self.ink if self.active else (0, 0, 0, 0)
+        r = max(0.0, min(self.width, self.height) / 2 - dp(4))
+        cx, cy = self.center
+        self._arc.circle = (cx, cy, r, self.angle, self.angle + 270)
