@@ -66,3 +66,11 @@ def test_the_central_unit_runs_unprivileged_after_migrating():
     assert "balie-central db upgrade" in service["ExecStartPre"]
     assert "balie-central serve" in service["ExecStart"]
     assert service["CapabilityBoundingSet"] == "" and service["PrivateUsers"] == "yes"
+
+
+@pytest.mark.parametrize("name", sorted(MAX_EXPOSURE))
+def test_every_setting_says_why_on_the_line_above(name):
+    lines = (UNITS / name).read_text().splitlines()
+    unexplained = [line for before, line in zip([""] + lines, lines)
+                   if re.match(r"^[A-Za-z]+=", line) and not before.startswith("#")]
+    assert unexplained == []
