@@ -39,7 +39,7 @@ from kiosk.errors import ConfigError
 from kiosk.configfile import describe, problem, read_toml, validate_settings_file
 from kiosk.opening_hours import DAY_KEYS, DEFAULT_TIMEZONE, check_day, parse_range
 from kiosk.questionnaire import Slug
-from sync.protocol import MAX_RECORDS
+from sync.limits import MAX_RECORDS
 
 COLOURS = ("background", "surface", "primary", "on_primary", "text", "muted_text", "accent", "danger")
 # (foreground, background) pairs that carry text; WCAG 1.4.3 asks 4.5:1 for normal text.

@@ -47,18 +47,20 @@ PROTOCOL_VERSION = 1
 BATCHES_PATH = "/api/v1/batches"
 HEARTBEAT_PATH = "/api/v1/heartbeat"
 QUESTIONNAIRE_PATH = "/api/v1/questionnaire"
+MESSAGE_PATH = "/api/v1/message"
 HEALTH_PATH = "/healthz"
 
-#: Limits a batch must keep (central refuses larger ones with 413).
-MAX_RECORDS = 500
-MAX_ANSWERS_PER_RECORD = 64
-MAX_BODY_BYTES = 2 * 1024 * 1024
-MAX_TEXT = 2000
-#: Upper bound of sequence numbers, questionnaire versions and counts.
-INT32_MAX = 2 ** 31 - 1
-INT64_MAX = 2 ** 63 - 1
-#: A numeric answer lies within ±this (grades are 1–10; the rest is headroom).
-MAX_ANSWER_VALUE = 10 ** 9
+# The limits (MAX_RECORDS, MAX_BODY_BYTES, INT32_MAX, ...) live in sync/limits.py so the
+# terminal's settings can read them without building these models; re-exported here.
+from sync.limits import (  # noqa: E402,F401
+    INT32_MAX,
+    INT64_MAX,
+    MAX_ANSWER_VALUE,
+    MAX_ANSWERS_PER_RECORD,
+    MAX_BODY_BYTES,
+    MAX_RECORDS,
+    MAX_TEXT,
+)
 #: Text on the wire: any characters but NUL (which PostgreSQL text cannot hold).
 NO_NUL = r"^[^\x00]*$"
 
@@ -192,6 +194,39 @@ class QuestionnaireDocument(_Wire):
     id: Slug
     version: Annotated[StrictInt, Field(ge=1, le=INT32_MAX)]
     toml: Annotated[StrictStr, Field(min_length=1, max_length=MAX_BODY_BYTES, pattern=NO_NUL)]
+
+
+#: A message to visitors is at most this many characters per language (one calm line or two).
+MAX_MESSAGE_CHARS = 200
+
+
+class OverallGrade(_Wire):
+    """The current overall grade central computed: the mean of the overall question
+    (aspect ``totaal``) over the last ``days`` days, from ``n`` answers."""
+
+    mean: Annotated[float, Field(ge=1, le=10, allow_inf_nan=False)]
+    n: Annotated[StrictInt, Field(ge=1, le=INT32_MAX)]
+    days: Annotated[StrictInt, Field(ge=1, le=3660)]
+
+
+class MessageDocument(_Wire):
+    """``GET`` :data:`MESSAGE_PATH`: the message central shows visitors at this device's location.
+
+    Added for the thermometer issue; every field is optional, so a later
+    central may add more. ``nl``/``en``: the text per language (plain text, one
+    line, no markup); ``where``: the screen it belongs on (``welcome`` or
+    ``thanks``); ``grade``: the current overall grade, only when central has
+    enough answers for it. Conditional like the questionnaire: ``ETag`` (a
+    quoted sha256 of the body), ``If-None-Match`` gets ``304``. ``404`` with
+    ``error="no_message"``: no message for this location; show none.
+    """
+
+    nl: Annotated[StrictStr, Field(min_length=1, max_length=MAX_MESSAGE_CHARS,
+                                   pattern=NO_NUL)] | None = None
+    en: Annotated[StrictStr, Field(min_length=1, max_length=MAX_MESSAGE_CHARS,
+                                   pattern=NO_NUL)] | None = None
+    where: Literal["welcome", "thanks"] = "welcome"
+    grade: OverallGrade | None = None
 
 
 class HeartbeatAck(_Wire):
