@@ -1,4 +1,4 @@
-"""The HTTP API, made by a factory from settings: /healthz, batches, heartbeats, questionnaire, /metrics.
+"""The HTTP API, made by a factory from settings: /healthz, batches, heartbeats, questionnaire, message, /metrics.
 
 Use::
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from typing import Callable
@@ -42,6 +43,7 @@ from central.devices import AuthDevice, authenticate, record_heartbeat
 from central.errors import RequestRefused
 from central.fleet import FleetWatcher, check_fleet
 from central.ingest import INT64_MAX, ingest_batch
+from central.messages import document_for, overall_grade
 from central.metrics import Metrics
 from central.questionnaires import current_for_location
 from central.settings import CentralSettings
@@ -50,12 +52,14 @@ from sync.protocol import (
     BATCHES_PATH,
     HEALTH_PATH,
     HEARTBEAT_PATH,
+    MESSAGE_PATH,
     QUESTIONNAIRE_PATH,
     Batch,
     BatchResult,
     ErrorBody,
     Heartbeat,
     HeartbeatAck,
+    MessageDocument,
     QuestionnaireDocument,
 )
 
@@ -292,6 +296,54 @@ def create_app(settings: CentralSettings, *, engine: Engine | None = None,
                                      toml=current.toml).model_dump_json()
         return Response(body, media_type="application/json", headers=headers)
 
+    grades: dict[str | None, tuple[float, object]] = {}  # location -> (computed at, grade)
+
+    def cached_grade(engine_, location, *, now, days, min_n):
+        """:func:`overall_grade`, computed at most once per location per ``grade_cache_s``."""
+        hit = grades.get(location)
+        if hit is not None and 0 <= now - hit[0] < settings.message.grade_cache_s:
+            return hit[1]
+        figure = overall_grade(engine_, location, now=now, days=days, min_n=min_n)
+        grades[location] = (now, figure)
+        return figure
+
+    @app.get(MESSAGE_PATH, response_model=MessageDocument, tags=["device"],
+             responses={
+                 200: {"headers": {"ETag": {"description": "The quoted sha256 of the body",
+                                            "schema": {"type": "string"}}}},
+                 304: {"description": "Not Modified: `If-None-Match` names the current ETag; "
+                                      "no body",
+                       "headers": {"ETag": {"description": "The current ETag",
+                                            "schema": {"type": "string"}}}},
+                 401: _ERRORS[401],
+                 403: {"model": ErrorBody, "description": "Token revoked"},
+                 404: {"model": ErrorBody, "description": "`no_message`: no message for this "
+                       "device's location; show none"},
+                 503: _ERRORS[503]},
+             openapi_extra={"security": [{"deviceToken": []}], "parameters": [{
+                 "name": "If-None-Match", "in": "header", "required": False,
+                 "schema": {"type": "string"},
+                 "description": "The ETag the device has (`\"<sha256>\"`); a match gets 304"}]})
+    async def get_message(request: Request) -> Response:
+        """The message for visitors at this device's location (its own, else the one for every
+        location), with the current overall grade when asked for and enough answers back it.
+
+        Conditional: the ``ETag`` is the quoted sha256 of the body; send it back in
+        ``If-None-Match`` to get ``304 Not Modified`` without a body while it is current.
+        """
+        device = await device_of(request)
+        document = await run_in_threadpool(document_for, engine, device.location,
+                                           settings.message, now=clock(), grade=cached_grade)
+        if document is None:
+            raise RequestRefused(404, "no_message", f"no message for location "
+                                 f"{device.location!r}; show none")
+        body = document.model_dump_json(exclude_none=True).encode("utf-8")
+        etag = f'"{hashlib.sha256(body).hexdigest()}"'
+        headers = {"ETag": etag, "Cache-Control": _QUESTIONNAIRE_CACHE}
+        if etag_matches(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
+
     @app.get(METRICS_PATH, include_in_schema=False)
     async def get_metrics() -> Response:
         """Prometheus text format: counters of this process, per-device gauges from the database."""
@@ -303,7 +355,7 @@ def create_app(settings: CentralSettings, *, engine: Engine | None = None,
 
 
 _DESCRIPTION = """Receives the counter terminals' responses and heartbeats, and serves them \
-their questionnaire (conditional GET with ETag / If-None-Match).
+their questionnaire and the message to visitors (conditional GETs with ETag / If-None-Match).
 
 Device routes need `Authorization: Bearer <device token>`. Every error is an `ErrorBody`.
 

@@ -1,4 +1,4 @@
-"""``balie-central``: serve the API, migrate the database, manage devices and questionnaires, export.
+"""``balie-central``: serve the API, migrate the database, manage devices, questionnaires and the message, export.
 
 Use::
 
@@ -10,8 +10,15 @@ Use::
     balie-central [--config FILE] questionnaire publish FILE [--location L]
     balie-central [--config FILE] questionnaire list [--json]
     balie-central [--config FILE] questionnaire retire ID VERSION [--location L]
+    balie-central [--config FILE] message set --nl TEXT [--en TEXT] [--location L]
+                  [--where welcome|thanks] [--show-grade]
+    balie-central [--config FILE] message clear [--location L]
+    balie-central [--config FILE] message show [--json]
+    balie-central [--config FILE] import-results FILE | --list [--json]
     balie-central [--config FILE] export --out FILE [--format csv|sav|xlsx] [--layout long|wide]
                   [--from DATE] [--to DATE] [--exact-time] [--include-comments] [--timezone TZ]
+    balie-central [--config FILE] report --from DATE --to DATE [--compare-from DATE --compare-to DATE]
+                  [--format html|pdf] [--target 7.5] --out FILE
 
 The config file comes from ``--config`` (before or after the command), else
 ``BALIE_CENTRAL_CONFIG``, else the built-in defaults; ``BALIE_DATABASE_URL``
@@ -82,6 +89,42 @@ def _parser() -> argparse.ArgumentParser:
     q_retire.add_argument("--location", help="the location it was published for (default: the "
                           "publication for every location)")
 
+    message = sub.add_parser("message", help="the message terminals show visitors")
+    m_sub = message.add_subparsers(dest="message_command", required=True)
+    m_set = m_sub.add_parser(
+        "set", parents=[config], help="set (or replace) the message for visitors",
+        description="Set the message terminals show visitors, e.g. what they can expect from "
+                    "you or what you changed after their answers. One line of plain text, at "
+                    "most 200 characters per language. Terminals show it after their next sync.")
+    m_set.add_argument("--nl", required=True, help="the Dutch text (required)")
+    m_set.add_argument("--en", help="the English text (default: visitors in other languages "
+                       "read the Dutch one)")
+    m_set.add_argument("--location", help="only for terminals at this location (default: every "
+                       "location without its own)")
+    m_set.add_argument("--where", choices=["welcome", "thanks"], default="welcome",
+                       help="on the welcome screen (default) or the thank-you screen")
+    m_set.add_argument("--show-grade", action="store_true",
+                       help="add the current overall grade, when enough answers back it "
+                            "([message] grade_min_n, default 100)")
+    m_clear = m_sub.add_parser("clear", parents=[config], help="remove the message; terminals "
+                               "stop showing it at their next sync")
+    m_clear.add_argument("--location", help="the location it was set for (default: the message "
+                         "for every location)")
+    m_show = m_sub.add_parser("show", parents=[config], help="the messages set, and the grade "
+                              "each location would show now")
+    m_show.add_argument("--json", action="store_true", help="machine-readable output")
+
+    results = sub.add_parser(
+        "import-results", parents=[config],
+        help="import the bureau's study results (other channels, earlier studies) for the report",
+        description="Import a CSV of study results: columns study, period (or year), channel, "
+                    "aspect, mean, sd, n, optionally share_low and share_high (docs/CENTRAL.md). "
+                    "Nothing is stored unless the whole file is right. Importing a study again "
+                    "replaces all its rows.")
+    results.add_argument("file", metavar="FILE", type=Path, nargs="?", help="the CSV file")
+    results.add_argument("--list", action="store_true", help="list what is imported, import nothing")
+    results.add_argument("--json", action="store_true", help="with --list: machine-readable output")
+
     export = sub.add_parser(
         "export", parents=[config], help="the data for the study: CSV, SPSS .sav or XLSX",
         description="Write the answers for the study. --format csv without --layout: the long "
@@ -108,7 +151,35 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--timezone", metavar="TZ",
                         help="wide exports: local time for weekday and part of day (default "
                              f"{DEFAULT_TIMEZONE})")
+
+    report = sub.add_parser(
+        "report", parents=[config], help="the thermometer: a report for the municipality (HTML/PDF)",
+        description="The thermometer: per aspect the mean grade and its 95%% interval against the "
+                    "target, distributions, monthly trends, services, weekday x part of day, key "
+                    "drivers and a method note, in Dutch. Dates are whole days in local time "
+                    f"({DEFAULT_TIMEZONE}), both ends included.")
+    report.add_argument("--from", dest="start", required=True, type=_day_arg, metavar="DATE",
+                        help="first day of the period (YYYY-MM-DD)")
+    report.add_argument("--to", dest="end", required=True, type=_day_arg, metavar="DATE",
+                        help="last day of the period (YYYY-MM-DD, included)")
+    report.add_argument("--compare-from", type=_day_arg, metavar="DATE",
+                        help="first day of the period to compare with (e.g. the last study)")
+    report.add_argument("--compare-to", type=_day_arg, metavar="DATE",
+                        help="last day of the period to compare with (included)")
+    report.add_argument("--format", choices=("html", "pdf"),
+                        help="html (one self-contained file) or pdf (A4); default: from --out's "
+                             "suffix, else html")
+    report.add_argument("--target", type=float, default=7.5,
+                        help="the target grade per aspect (default 7.5)")
+    report.add_argument("--out", required=True, type=Path, help="file to write")
     return parser
+
+
+def _day_arg(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _version_arg(text: str) -> int:
@@ -375,6 +446,87 @@ def cmd_questionnaire_retire(args) -> int:
     return 0
 
 
+def cmd_message_set(args) -> int:
+    from central.devices import known_locations
+    from central.messages import VisitorMessage, set_message
+
+    location = _location_arg(args.location)
+    message = VisitorMessage.build(nl=args.nl, en=args.en, where=args.where,
+                                   show_grade=args.show_grade)  # MessageInvalid: exit 2
+    engine = _migrated_engine(args)
+    try:
+        old = set_message(engine, message, location=location, now=time.time())
+        unknown = location is not None and location not in known_locations(engine)
+    finally:
+        engine.dispose()
+    where = "every location" if location is None else f"location {location}"
+    print(f"message for {where} {'replaced' if old else 'set'} ({message.where} screen"
+          f"{', with the overall grade' if message.show_grade else ''}); terminals show it after "
+          "their next sync")
+    if message.show_grade and message.where == "welcome":
+        print("note: on the welcome screen the grade stands right above where visitors give "
+              "theirs and may sway it; --where thanks shows it after they have answered",
+              file=sys.stderr)
+    if unknown:
+        print(f"note: no terminal is enrolled at location {location!r} (yet); see "
+              "balie-central device list", file=sys.stderr)
+    return 0
+
+
+def cmd_message_clear(args) -> int:
+    from central.messages import clear_message
+
+    location = _location_arg(args.location)
+    engine = _migrated_engine(args)
+    try:
+        cleared = clear_message(engine, location=location)
+    finally:
+        engine.dispose()
+    where = "every location" if location is None else f"location {location}"
+    if cleared:
+        print(f"message for {where} cleared; terminals stop showing it after their next sync")
+    else:
+        print(f"there was no message for {where}: nothing changed")
+    return 0
+
+
+def cmd_message_show(args) -> int:
+    from central.messages import list_messages, overall_grade
+
+    settings = _settings(args)
+    engine = _migrated_engine(args)
+    try:
+        rows = list_messages(engine)
+        grades = {row.location: overall_grade(
+            engine, row.location, now=time.time(), days=settings.message.grade_days,
+            min_n=settings.message.grade_min_n) if row.message.show_grade else None
+            for row in rows}
+    finally:
+        engine.dispose()
+    if args.json:
+        json.dump([{**row.as_dict(), "grade": (grades[row.location].model_dump()
+                                               if grades[row.location] else None)}
+                   for row in rows], sys.stdout, indent=2)
+        print()
+        return 0
+    if not rows:
+        print("no message set (balie-central message set --nl TEXT [--location L])")
+        return 0
+    m = settings.message
+    for row in rows:
+        message = row.message
+        print(f"{row.where_label}: on the {message.where} screen, set {_when(row.set_at)} UTC")
+        print(f"  nl: {message.nl}")
+        print(f"  en: {message.en if message.en is not None else '(none: the Dutch text)'}")
+        if message.show_grade:
+            grade = grades[row.location]
+            print("  grade: " + (f"{grade.mean:.1f} from {grade.n} answers (last {grade.days} "
+                                 "days)" if grade else
+                                 f"not shown now: fewer than {m.grade_min_n} answers in the last "
+                                 f"{m.grade_days} days"))
+    return 0
+
+
 def cmd_export(args) -> int:
     """The long CSV (``--format csv``, the default) or a wide export with its codebook."""
     layout = _export_layout(args)
@@ -471,8 +623,92 @@ def _export_wide(args, start, end, round_to) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    """Build the report of a period (and a comparison period) as HTML or an A4 PDF."""
+    fmt = args.format or ("pdf" if args.out.suffix.lower() == ".pdf" else "html")
+    if (args.compare_from is None) != (args.compare_to is None):
+        raise CentralError("--compare-from and --compare-to go together: give both or neither")
+    if not 1 <= args.target <= 10:
+        raise CentralError(f"--target {args.target}: a target is a grade from 1 to 10")
+    from central.report import Period, build_report
+
+    period = Period.from_dates(args.start, args.end)  # CentralError when --to is before --from
+    previous = (Period.from_dates(args.compare_from, args.compare_to)
+                if args.compare_from is not None else None)
+    engine = _migrated_engine(args)
+    try:
+        report = build_report(engine, period, compare_with=previous, target=args.target)
+    finally:
+        engine.dispose()
+    from central.report_render import render_html, render_pdf
+
+    try:
+        if fmt == "pdf":
+            count = render_pdf(report, args.out)
+            what = f"{count} A4 page(s)"
+        else:
+            partial = args.out.with_name(args.out.name + ".partial")
+            try:
+                partial.write_text(render_html(report), encoding="utf-8")
+                partial.replace(args.out)
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
+            what = "HTML"
+    except OSError as err:
+        raise CentralError(f"cannot write {args.out}: {err.strerror or err}") from None
+    print(f"wrote the report of {period.label} ({report.method.responses} responses) to "
+          f"{args.out} ({what})", file=sys.stderr)
+    return 0
+
+
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def cmd_import_results(args) -> int:
+    """Import a results file, or (``--list``) show what is imported."""
+    if args.list == (args.file is not None):
+        raise CentralError("give a results FILE to import, or --list to see what is imported")
+    if args.json and not args.list:
+        raise CentralError("--json is for --list")
+    from central.study_results import import_results, list_results, read_results_file
+
+    if args.list:
+        engine = _migrated_engine(args)
+        try:
+            rows = list_results(engine)
+        finally:
+            engine.dispose()
+        if args.json:
+            json.dump([{**row.key._asdict(), "mean": row.mean, "sd": row.sd, "n": row.n,
+                        "share_low": row.low_share, "share_high": row.high_share,
+                        "source": row.source, "imported_at": row.imported_at} for row in rows],
+                      sys.stdout, indent=2)
+            print()
+            return 0
+        if not rows:
+            print("no study results imported (balie-central import-results FILE)")
+            return 0
+        share = lambda v: "-" if v is None else f"{v:.0%}"  # noqa: E731
+        _table([("STUDY", "PERIOD", "CHANNEL", "ASPECT", "MEAN", "SD", "N", "LOW", "HIGH",
+                 "IMPORTED (UTC)")] + [(
+                    *row.key, f"{row.mean:.2f}", f"{row.sd:.2f}", str(row.n), share(row.low_share),
+                    share(row.high_share), _when(row.imported_at)) for row in rows])
+        return 0
+    rows = read_results_file(args.file)  # ResultsFileError (a CentralError): exit 2
+    engine = _migrated_engine(args)
+    try:
+        done = import_results(engine, rows, source=args.file.name, now=time.time())
+    finally:
+        engine.dispose()
+    for study, count in done.stored.items():
+        if study in done.replaced:
+            print(f"{study}: replaced its {done.replaced[study]} stored row(s) with {count} "
+                  f"row(s) from {args.file.name}")
+        else:
+            print(f"{study}: imported {count} row(s) from {args.file.name}")
+    return 0
 
 
 COMMANDS = {
@@ -484,7 +720,12 @@ COMMANDS = {
     ("questionnaire", "publish"): cmd_questionnaire_publish,
     ("questionnaire", "list"): cmd_questionnaire_list,
     ("questionnaire", "retire"): cmd_questionnaire_retire,
+    ("message", "set"): cmd_message_set,
+    ("message", "clear"): cmd_message_clear,
+    ("message", "show"): cmd_message_show,
     ("export",): cmd_export,
+    ("import-results",): cmd_import_results,
+    ("report",): cmd_report,
 }
 
 
@@ -494,7 +735,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     key = tuple(k for k in (args.command, getattr(args, "db_command", None),
                             getattr(args, "device_command", None),
-                            getattr(args, "questionnaire_command", None)) if k)
+                            getattr(args, "questionnaire_command", None),
+                            getattr(args, "message_command", None)) if k)
     try:
         return COMMANDS[key](args)
     except ConfigError as err:

@@ -1,4 +1,4 @@
-"""The analysis database's tables as SQLAlchemy 2 models: devices, responses, answers, questionnaires.
+"""The analysis database's tables as SQLAlchemy 2 models: devices, responses, answers, questionnaires, messages, study results.
 
 Use::
 
@@ -154,3 +154,42 @@ class Questionnaire(Base):
     sha256: Mapped[str] = mapped_column(String(64))  # hex, of the UTF-8 TOML text: the ETag
     published_at: Mapped[float] = mapped_column(Float)
     retired_at: Mapped[float | None] = mapped_column(Float)
+
+
+class Message(Base):
+    """The message shown to visitors at one location (``location`` ``''``: every location
+    without one of its own): the text per language, which screen, and whether the current
+    overall grade goes with it. One row per location; clearing deletes it."""
+
+    __tablename__ = "messages"
+
+    # '' rather than NULL for every location: a primary key is unique without partial indexes.
+    location: Mapped[str] = mapped_column(String(64), primary_key=True)
+    text_nl: Mapped[str] = mapped_column(Text)
+    text_en: Mapped[str | None] = mapped_column(Text)
+    placement: Mapped[str] = mapped_column(String(16))  # "welcome" or "thanks"
+    show_grade: Mapped[bool] = mapped_column(Boolean)
+    set_at: Mapped[float] = mapped_column(Float)
+
+
+class StudyResult(Base):
+    """One imported figure of the bureau's own study or an earlier one: mean, sd and n of one
+    aspect, per study, period and channel (phone, web, e-mail, counter, ...). Re-importing a
+    study replaces all its rows."""
+
+    __tablename__ = "study_results"
+    __table_args__ = (UniqueConstraint("study", "period", "channel", "aspect",
+                                       name="uq_study_results_key"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(64))
+    aspect: Mapped[str] = mapped_column(String(64))
+    mean: Mapped[float] = mapped_column(Float)
+    sd: Mapped[float] = mapped_column(Float)
+    n: Mapped[int] = mapped_column(BigInteger)
+    low_share: Mapped[float | None] = mapped_column(Float)
+    high_share: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(Text)  # the file name it came from
+    imported_at: Mapped[float] = mapped_column(Float)

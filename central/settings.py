@@ -98,6 +98,21 @@ class FleetSettings(_Section):
     check_interval_s: Annotated[StrictInt, Field(ge=1, le=3600)] = 60
 
 
+class MessageSettings(_Section):
+    """The current overall grade next to the message to visitors (:mod:`central.messages`).
+
+    ``grade_days``: the grade is the mean of the overall question over this many
+    days. ``grade_min_n``: it is shown only from this many answers at a
+    location (privacy: never for a small location, nor a quiet counter where one
+    staff member could be recognised). ``grade_cache_s``: central computes it at
+    most once per location in this many seconds.
+    """
+
+    grade_days: Annotated[StrictInt, Field(ge=1, le=3660)] = 90
+    grade_min_n: Annotated[StrictInt, Field(ge=30, le=10_000_000)] = 100
+    grade_cache_s: Annotated[StrictInt, Field(ge=0, le=86400)] = 300
+
+
 class CentralSettings(_Section):
     """All settings of one central service; :func:`load_settings` builds it.
 
@@ -109,6 +124,7 @@ class CentralSettings(_Section):
     limits: LimitSettings = LimitSettings()
     export: ExportSettings = ExportSettings()
     fleet: FleetSettings = FleetSettings()
+    message: MessageSettings = MessageSettings()
     _source_path: Path | None = PrivateAttr(default=None)
 
     @field_validator("database_url", mode="before")

@@ -24,6 +24,7 @@ from kiosk.ui.closed import ClosedScreen
 from kiosk.ui.comment import CommentScreen
 from kiosk.ui.idle import IdleWarning
 from kiosk.ui.lazy import LazyWidgets
+from kiosk.ui.message_board import MessageBoard
 from kiosk.ui.navigator import Navigator
 from kiosk.ui.out_of_order import OutOfOrderScreen
 from kiosk.ui.question import QuestionScreen
@@ -49,7 +50,8 @@ class BalieApp(App):
     (or, outside opening hours, the closed screen; with a buffer that cannot
     take writes, the out-of-order screen);
     after the first frame is drawn, one step per frame: the buffer loads
-    SQLAlchemy (``Buffer.warm_up``), the other screens and panels are made,
+    SQLAlchemy (``Buffer.warm_up``), the kept message to visitors is shown
+    (``kiosk.message_store``), the other screens and panels are made,
     then sync is built and started, then ``on_ready`` fires.
     """
 
@@ -78,6 +80,11 @@ class BalieApp(App):
         self.lockdown = lockdown
         self.theme = Theme.from_settings(settings.theme)
         self.tr = Translator(locale_dir(), settings.languages.default)
+        # The message to visitors: the kept copy after the first frame (it works offline and
+        # after a restart), central's after each sync round.
+        self.message_board = MessageBoard(self.tr)
+        self._message_loaded = False
+        self.message_fetcher = None  # sync.message_fetch.MessageFetcher (enrolled)
         self.navigator: Navigator | None = None
         self._warm_up_event = None
         self._buffer_warmed = False
@@ -141,7 +148,9 @@ class BalieApp(App):
             logging.getLogger(__name__).info(
                 "sync is off: this terminal is not enrolled (run `balie-kiosk enroll URL TOKEN`)")
             return None
+        from kiosk.message_store import MessageStore
         from kiosk.questionnaire_store import CentralCopy
+        from sync.message_fetch import attach_message_fetcher
         from sync.questionnaire_fetch import attach_fetcher
         from sync.scheduler import build_sync  # requests + APScheduler: imported only when used
 
@@ -150,6 +159,9 @@ class BalieApp(App):
             self.questionnaire_fetcher = attach_fetcher(
                 sync.uploader, CentralCopy(self.buffer.path.parent),
                 in_use=lambda: self.switcher.in_use, on_new=self.switcher.offer_from_thread)
+            self.message_fetcher = attach_message_fetcher(
+                sync.uploader, MessageStore(self.buffer.path.parent),
+                on_change=self.message_board.offer_from_thread)
         return sync
 
     def on_start(self):
@@ -189,6 +201,14 @@ class BalieApp(App):
         if not self._buffer_warmed:
             self._buffer_warmed = True
             self.buffer.warm_up()  # SQLAlchemy, deferred by the buffer's fast open
+            return True
+        if not self._message_loaded:  # the wire models, kept out of the first frame
+            self._message_loaded = True
+            from kiosk.message_store import MessageStore
+
+            kept = MessageStore(self.buffer.path.parent).load()
+            if kept is not None:
+                self.message_board.show(kept.document)
             return True
         if navigator.screens.build_next() or navigator.panels.build_next():
             return True

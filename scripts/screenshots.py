@@ -39,6 +39,13 @@ def main() -> None:
             shots.append(d.screenshot(out / f"{name}.png"))
 
         shot("01-welcome")
+        from sync.protocol import MessageDocument, OverallGrade
+
+        d.app.message_board.show(MessageDocument(
+            nl="Wij bellen u binnen 2 werkdagen terug als u daarom vraagt.",
+            grade=OverallGrade(mean=7.6, n=1234, days=90)))
+        shot("welcome-message")
+        d.app.message_board.show(None)
         d.tap(d.button_for("totaal", 8))
         shot("02-question-smiley")
         for question_id, value in (("wachttijd", 4), ("vriendelijkheid", 5),

@@ -13,3 +13,5 @@ INT32_MAX = 2 ** 31 - 1
 INT64_MAX = 2 ** 63 - 1
 #: A numeric answer lies within ±this (grades are 1–10; the rest is headroom).
 MAX_ANSWER_VALUE = 10 ** 9
+#: A message to visitors is at most this many characters per language (one calm line or two).
+MAX_MESSAGE_CHARS = 200

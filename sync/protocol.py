@@ -58,6 +58,7 @@ from sync.limits import (  # noqa: E402,F401
     MAX_ANSWER_VALUE,
     MAX_ANSWERS_PER_RECORD,
     MAX_BODY_BYTES,
+    MAX_MESSAGE_CHARS,
     MAX_RECORDS,
     MAX_TEXT,
 )
@@ -194,10 +195,6 @@ class QuestionnaireDocument(_Wire):
     id: Slug
     version: Annotated[StrictInt, Field(ge=1, le=INT32_MAX)]
     toml: Annotated[StrictStr, Field(min_length=1, max_length=MAX_BODY_BYTES, pattern=NO_NUL)]
-
-
-#: A message to visitors is at most this many characters per language (one calm line or two).
-MAX_MESSAGE_CHARS = 200
 
 
 class OverallGrade(_Wire):

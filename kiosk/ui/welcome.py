@@ -21,7 +21,6 @@ class WelcomeScreen(Screen):
     """Dispatches ``on_language(code)``; the answer panel's own event carries the rating."""
 
     question = ObjectProperty(None, allownone=True)
-    message = StringProperty("")
     languages = ListProperty([])
     current_language = StringProperty("nl")
 
