@@ -30,7 +30,9 @@ A flow is one visitor; the mix (seeded, ``--seed``) is:
 After ``--warmup`` flows (not counted) RSS is sampled after a full garbage
 collection every ``--every`` flows. Printed: the samples, the growth from the
 end of the warm-up to the end, and the least-squares slope (KiB per 1000
-flows). Target: growth <= 5 MB (5 MiB). Exit status 1 when over target (0 with
+flows). Target: growth <= 5 MB (5 MiB).
+``--census`` adds live widgets, Kivy ``Cache`` entries, SQLite's heap (its page
+caches) and the Python object types that grew most since the warm-up. Exit status 1 when over target (0 with
 ``--no-check``).
 ``--tracemalloc`` also diffs Python allocations between the end of the warm-up
 and the end (slows the run about 2x) and prints the top sources.
@@ -211,20 +213,55 @@ def _rss() -> int:
     return psutil.Process().memory_info().rss
 
 
+#: Live objects per type at the first census (the end of the warm-up): later ones print the growth.
+_census_base: dict[str, int] | None = None
+
+
+def _sqlite_heap() -> int | None:
+    """Bytes SQLite has allocated in this process (page caches, statements), or None if unknown."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("sqlite3")
+    if name is None:
+        return None
+    try:
+        lib = ctypes.CDLL(name)  # the library _sqlite3 is linked to, already loaded: same counters
+        lib.sqlite3_memory_used.restype = ctypes.c_int64
+        return int(lib.sqlite3_memory_used())
+    except (OSError, AttributeError):
+        return None
+
+
 def _census() -> str:
-    """Counts that explain growth when there is any: Kivy caches, widgets, textures."""
+    """Counts that explain growth when there is any: Kivy caches, widgets, SQLite, growing types."""
+    global _census_base
+    from collections import Counter
+
     from kivy.cache import Cache
     from kivy.uix.widget import Widget
 
     caches = {name: len(objects) for name, objects in Cache._objects.items() if objects}
     widgets = 0
+    types: Counter = Counter()
     for o in gc.get_objects():
+        kind = type(o)
+        types[f"{kind.__module__}.{kind.__qualname__}"] += 1
         try:
             widgets += isinstance(o, Widget)
         except ReferenceError:  # a dead weak proxy
             pass
     cache_text = ", ".join(f"{k}={v}" for k, v in sorted(caches.items())) or "empty"
-    return f"widgets={widgets}; Kivy caches: {cache_text}"
+    heap = _sqlite_heap()
+    text = f"widgets={widgets}; Kivy caches: {cache_text}"
+    text += f"; SQLite heap {heap / MIB:.2f} MiB" if heap is not None else ""
+    if _census_base is None:
+        _census_base = dict(types)
+    else:
+        grown = sorted(((n - _census_base.get(k, 0), k) for k, n in types.items()
+                        if n - _census_base.get(k, 0) > 0), reverse=True)[:6]
+        text += "; most grown types: " + (", ".join(f"{k} +{d}" for d, k in grown) or "none")
+    return text
 
 
 def _slope(points: list[tuple[int, int]]) -> float:
@@ -253,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-check", action="store_true",
                     help="exit 0 whatever the growth (the suite's smoke test: structure, not size)")
     ap.add_argument("--census", action="store_true",
-                    help="print widget and Kivy cache counts with every sample")
+                    help="print widget and Kivy cache counts, SQLite's heap and the object "
+                         "types grown most since the warm-up with every sample")
     args = ap.parse_args(argv)
     if args.flows < 1 or args.every < 1 or args.warmup < 0:
         ap.error("--flows and --every must be >= 1, --warmup >= 0")

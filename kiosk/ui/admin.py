@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 
 from kivy.properties import BooleanProperty, DictProperty, ObjectProperty, OptionProperty, StringProperty
-from kivy.uix.modalview import ModalView
 from kivy.uix.screenmanager import Screen
 
 from kiosk.i18n import N_
+from kiosk.ui.widgets import ReusableModalView
 
 #: The rows of the status table: key and label (gettext id), top to bottom.
 ROWS = (
@@ -125,7 +125,7 @@ def describe(snapshot, _) -> dict[str, str]:
     }
 
 
-class StopConfirm(ModalView):
+class StopConfirm(ReusableModalView):
     """"Stop the kiosk?" with a clear yes and no; dispatches ``on_confirm``."""
 
     def __init__(self, **kwargs):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from kivy.properties import NumericProperty
-from kivy.uix.modalview import ModalView
+
+from kiosk.ui.widgets import ReusableModalView
 
 
-class IdleWarning(ModalView):
+class IdleWarning(ReusableModalView):
     """Shown when a visitor stops tapping mid-visit; dispatches ``on_still_here``.
 
     ``seconds_left`` is counted down by the navigator.
