@@ -257,22 +257,11 @@ def create_app(settings: CentralSettings, *, engine: Engine | None = None,
         return HeartbeatAck(received_at=received_at)
 
     @app.get(QUESTIONNAIRE_PATH, response_model=QuestionnaireDocument, tags=["device"],
-             responses={
-                 200: {"headers": {"ETag": {"description": "The quoted sha256 of `toml`",
-                                            "schema": {"type": "string"}}}},
-                 304: {"description": "Not Modified: `If-None-Match` names the current ETag; "
-                                      "no body",
-                       "headers": {"ETag": {"description": "The current ETag",
-                                            "schema": {"type": "string"}}}},
-                 401: _ERRORS[401],
-                 403: {"model": ErrorBody, "description": "Token revoked"},
-                 404: {"model": ErrorBody, "description": "`no_questionnaire`: nothing is "
-                       "published for this device's location; keep the local questionnaire"},
-                 503: _ERRORS[503]},
-             openapi_extra={"security": [{"deviceToken": []}], "parameters": [{
-                 "name": "If-None-Match", "in": "header", "required": False,
-                 "schema": {"type": "string"},
-                 "description": "ETags the device has (`\"<sha256>\"`); a match gets 304"}]})
+             responses=_conditional_responses(
+                 "The quoted sha256 of `toml`",
+                 "`no_questionnaire`: nothing is published for this device's location; "
+                 "keep the local questionnaire"),
+             openapi_extra=_conditional_extra("ETags the device has"))
     async def get_questionnaire(request: Request) -> Response:
         """The questionnaire published for this device's location (its own, else the one for
         every location), as published TOML text with its id and version.
@@ -308,22 +297,10 @@ def create_app(settings: CentralSettings, *, engine: Engine | None = None,
         return figure
 
     @app.get(MESSAGE_PATH, response_model=MessageDocument, tags=["device"],
-             responses={
-                 200: {"headers": {"ETag": {"description": "The quoted sha256 of the body",
-                                            "schema": {"type": "string"}}}},
-                 304: {"description": "Not Modified: `If-None-Match` names the current ETag; "
-                                      "no body",
-                       "headers": {"ETag": {"description": "The current ETag",
-                                            "schema": {"type": "string"}}}},
-                 401: _ERRORS[401],
-                 403: {"model": ErrorBody, "description": "Token revoked"},
-                 404: {"model": ErrorBody, "description": "`no_message`: no message for this "
-                       "device's location; show none"},
-                 503: _ERRORS[503]},
-             openapi_extra={"security": [{"deviceToken": []}], "parameters": [{
-                 "name": "If-None-Match", "in": "header", "required": False,
-                 "schema": {"type": "string"},
-                 "description": "The ETag the device has (`\"<sha256>\"`); a match gets 304"}]})
+             responses=_conditional_responses(
+                 "The quoted sha256 of the body",
+                 "`no_message`: no message for this device's location; show none"),
+             openapi_extra=_conditional_extra("The ETag the device has"))
     async def get_message(request: Request) -> Response:
         """The message for visitors at this device's location (its own, else the one for every
         location), with the current overall grade when asked for and enough answers back it.
@@ -378,6 +355,27 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
         if candidate == etag:
             return True
     return False
+
+
+def _conditional_responses(etag_means: str, not_found: str) -> dict:
+    """The OpenAPI responses of a device's conditional GET (ETag, 304, 404 with ``not_found``)."""
+    etag = {"schema": {"type": "string"}}
+    return {
+        200: {"headers": {"ETag": {"description": etag_means, **etag}}},
+        304: {"description": "Not Modified: `If-None-Match` names the current ETag; no body",
+              "headers": {"ETag": {"description": "The current ETag", **etag}}},
+        401: _ERRORS[401],
+        403: {"model": ErrorBody, "description": "Token revoked"},
+        404: {"model": ErrorBody, "description": not_found},
+        503: _ERRORS[503]}
+
+
+def _conditional_extra(if_none_match: str) -> dict:
+    """The bearer scheme and the ``If-None-Match`` header of a device's conditional GET."""
+    return {"security": [{"deviceToken": []}], "parameters": [{
+        "name": "If-None-Match", "in": "header", "required": False,
+        "schema": {"type": "string"},
+        "description": f'{if_none_match} (`"<sha256>"`); a match gets 304'}]}
 
 
 def _too_many(limit: int) -> RequestRefused:

@@ -38,6 +38,7 @@ import requests
 from pydantic import ValidationError
 
 from kiosk.message_store import MessageStore, StoredMessage, document_problem
+from sync.conditional_get import BadReply, conditional_get
 from sync.protocol import MESSAGE_PATH, MessageDocument
 from sync.questionnaire_fetch import _ETAG, _error_body, _error_text
 
@@ -54,10 +55,6 @@ class MessageOutcome:
     status: str
     document: MessageDocument | None = None
     error: str | None = None
-
-
-class _BadReply(Exception):
-    pass
 
 
 class MessageFetcher:
@@ -107,7 +104,7 @@ class MessageFetcher:
         kept = self._kept
         try:
             status, headers, content = self._get(kept.etag if kept else None)
-        except (requests.RequestException, _BadReply) as err:
+        except (requests.RequestException, BadReply) as err:
             return self._failed(f"download failed: {type(err).__name__}: {err}")
         if status == 304:
             return self._fine(MessageOutcome("not_modified"))
@@ -152,27 +149,9 @@ class MessageFetcher:
             log.exception("handing the message over failed")
 
     def _get(self, etag: str | None):
-        """GET with (connect, read) timeouts; the body under a byte cap and the time budget."""
-        s = self.settings
-        headers = {"Accept": "application/json", "Authorization": f"Bearer {self.state.token}"}
-        if etag:
-            headers["If-None-Match"] = etag
-        ends_at = self.monotonic() + s.connect_timeout_s + s.read_timeout_s
-        response = self.session.get(self.state.url(MESSAGE_PATH), headers=headers,
-                                    timeout=(s.connect_timeout_s, s.read_timeout_s),
-                                    stream=True, allow_redirects=False)
-        try:
-            chunks, size = [], 0
-            for chunk in response.iter_content(16 * 1024):
-                size += len(chunk)
-                if size > MAX_MESSAGE_BYTES:
-                    raise _BadReply(f"reply larger than {MAX_MESSAGE_BYTES} bytes")
-                if self.monotonic() > ends_at:
-                    raise _BadReply("the reply took longer than the connect and read timeouts")
-                chunks.append(chunk)
-            return response.status_code, response.headers, b"".join(chunks)
-        finally:
-            response.close()
+        return conditional_get(self.session, self.state, MESSAGE_PATH, etag=etag,
+                               settings=self.settings, max_bytes=MAX_MESSAGE_BYTES,
+                               monotonic=self.monotonic)
 
     def _fine(self, outcome: MessageOutcome) -> MessageOutcome:
         self.last_error = None

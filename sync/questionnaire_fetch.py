@@ -52,6 +52,7 @@ from pydantic import ValidationError
 from kiosk.errors import QuestionnaireError
 from kiosk.questionnaire import Questionnaire, parse_questionnaire
 from kiosk.questionnaire_store import CentralCopy, StoredQuestionnaire
+from sync.conditional_get import BadReply, conditional_get
 from sync.protocol import (
     MAX_BODY_BYTES,
     QUESTIONNAIRE_PATH,
@@ -80,10 +81,6 @@ class FetchOutcome:
     status: str
     questionnaire: Questionnaire | None = None
     error: str | None = None
-
-
-class _BadReply(Exception):
-    pass
 
 
 class QuestionnaireFetcher:
@@ -183,7 +180,7 @@ class QuestionnaireFetcher:
         stored = self.stored
         try:
             status, headers, content = self._get(stored.etag if stored else None)
-        except (requests.RequestException, _BadReply) as err:
+        except (requests.RequestException, BadReply) as err:
             return self._failed(f"download failed: {type(err).__name__}: {err}")
         if status == 304:
             return self._fine("not_modified")
@@ -236,28 +233,10 @@ class QuestionnaireFetcher:
                 log.exception("handing the new questionnaire over failed")
         return FetchOutcome("stored", questionnaire)
 
-    def _get(self, etag: str | None) -> tuple[int, requests.structures.CaseInsensitiveDict, bytes]:
-        """GET with (connect, read) timeouts; the body under a byte cap and the fetch's time budget."""
-        s = self.settings
-        headers = {"Accept": "application/json", "Authorization": f"Bearer {self.state.token}"}
-        if etag:
-            headers["If-None-Match"] = etag
-        ends_at = self.monotonic() + s.connect_timeout_s + s.read_timeout_s
-        response = self.session.get(self.state.url(QUESTIONNAIRE_PATH), headers=headers,
-                                    timeout=(s.connect_timeout_s, s.read_timeout_s),
-                                    stream=True, allow_redirects=False)
-        try:
-            chunks, size = [], 0
-            for chunk in response.iter_content(64 * 1024):
-                size += len(chunk)
-                if size > MAX_DOCUMENT_BYTES:
-                    raise _BadReply(f"reply larger than {MAX_DOCUMENT_BYTES} bytes")
-                if self.monotonic() > ends_at:
-                    raise _BadReply("the reply took longer than the connect and read timeouts")
-                chunks.append(chunk)
-            return response.status_code, response.headers, b"".join(chunks)
-        finally:
-            response.close()
+    def _get(self, etag: str | None):
+        return conditional_get(self.session, self.state, QUESTIONNAIRE_PATH, etag=etag,
+                               settings=self.settings, max_bytes=MAX_DOCUMENT_BYTES,
+                               monotonic=self.monotonic)
 
     def _fine(self, status: str) -> FetchOutcome:
         if self.last_error is not None:
