@@ -30,7 +30,7 @@ this module only selects and groups the answers. Rules (docs/CENTRAL.md, "The re
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -40,7 +40,7 @@ from sqlalchemy import Connection, Engine, select
 
 from central.codebook import WEEKDAYS
 from central.errors import CentralError
-from central.models import Answer, Questionnaire as QuestionnaireRow, Response
+from central.models import Questionnaire as QuestionnaireRow
 from central.stats import (
     DEFAULT_ALPHA,
     Aggregate,
@@ -53,13 +53,13 @@ from central.stats import (
     SmallGroups,
     Summary,
     compare,
-    key_drivers,
+    key_drivers_from_sums,
+    part_of_day,
     series_breaks,
-    series_numbers,
-    summarise,
-    weekday_part_of_day,
+    summarise_counts,
     wilson_interval,
 )
+from central.report_query import SERVICE_ASPECT, prepare_session, question_map, read_counts
 from kiosk.errors import QuestionnaireError
 from kiosk.questionnaire import Questionnaire, parse_questionnaire
 
@@ -73,8 +73,6 @@ ASPECT_NL = {"totaal": "Totaaloordeel", "wachttijd": "Wachttijd",
              "wachtruimte": "Wachtruimte", "verwachting": "Verwachting vooraf"}
 MONTHS_NL = ("jan", "feb", "mrt", "apr", "mei", "jun", "jul", "aug", "sep", "okt", "nov", "dec")
 
-_r = Response.__table__
-_a = Answer.__table__
 _q = QuestionnaireRow.__table__
 
 
@@ -121,29 +119,6 @@ def _nl_date(day: date) -> str:
 
 # ---------------------------------------------------------------------------- reading
 
-@dataclass(frozen=True)
-class QuestionInfo:
-    type: str
-    aspect: str
-    texts: Mapping[str, str]
-    faces: int | None = None
-    options: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class PeriodData:
-    """One period's usable responses: ``responses`` maps id -> (start, (questionnaire, version),
-    {question id: value}); ``suspect``: left out; ``unknown``: responses of unknown versions."""
-
-    period: Period
-    responses: dict[str, tuple[float, tuple[str, int], dict[str, int | str]]]
-    suspect: int = 0
-    idle: int = 0
-    unknown: Counter = field(default_factory=Counter)
-    versions: Counter = field(default_factory=Counter)
-    first_seen: dict[tuple[str, int], float] = field(default_factory=dict)
-
-
 def read_questionnaires(conn: Connection) -> dict[tuple[str, int], Questionnaire]:
     """Every published questionnaire version central knows, parsed (one text per id + version)."""
     out: dict[tuple[str, int], Questionnaire] = {}
@@ -155,46 +130,6 @@ def read_questionnaires(conn: Connection) -> dict[tuple[str, int], Questionnaire
             out[(qid, version)] = parse_questionnaire(text, f"{qid} v{version}")
         except QuestionnaireError:
             continue  # published by an older release under other rules: treated as unknown
-    return out
-
-
-def read_period(conn: Connection, period: Period) -> PeriodData:
-    """The responses started in ``period`` with their answers (one query, streamed)."""
-    query = (select(_r.c.id, _r.c.started_at, _r.c.questionnaire_id, _r.c.questionnaire_version,
-                    _r.c.suspect, _r.c.end_reason, _a.c.question_id, _a.c.value_num,
-                    _a.c.value_text)
-             .select_from(_r.outerjoin(_a, _a.c.response_id == _r.c.id))
-             .where(_r.c.started_at >= period.start, _r.c.started_at < period.end)
-             .order_by(_r.c.started_at, _r.c.id, _a.c.ordinal))
-    data = PeriodData(period, {})
-    suspect_ids: set[str] = set()
-    for row in conn.execution_options(stream_results=True, yield_per=5000).execute(query):
-        if row.suspect:
-            suspect_ids.add(row.id)
-            continue
-        entry = data.responses.get(row.id)
-        if entry is None:
-            key = (row.questionnaire_id, int(row.questionnaire_version))
-            entry = data.responses[row.id] = (row.started_at, key, {})
-            data.versions[key] += 1
-            data.first_seen.setdefault(key, row.started_at)
-            if row.end_reason == "idle":
-                data.idle += 1
-        if row.question_id is not None:
-            entry[2][row.question_id] = (row.value_num if row.value_num is not None
-                                         else row.value_text)
-    data.suspect = len(suspect_ids)
-    return data
-
-
-def question_info(questionnaires: Mapping[tuple[str, int], Questionnaire]
-                  ) -> dict[tuple[str, int], dict[str, QuestionInfo]]:
-    """(questionnaire, version) -> question id -> type, aspect, texts, faces, option labels."""
-    out = {}
-    for key, q in questionnaires.items():
-        out[key] = {question.id: QuestionInfo(
-            question.type, question.aspect, dict(question.text), question.faces,
-            {o.value: o.label_for("nl") for o in question.options}) for question in q.questions}
     return out
 
 
@@ -323,99 +258,86 @@ def build_report(engine: Engine, period: Period, *, compare_with: Period | None 
         if conn.dialect.name == "postgresql":
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         conn = conn.execution_options(sqlite_begin="DEFERRED")
+        prepare_session(conn)
         questionnaires = read_questionnaires(conn)
-        current = read_period(conn, period)
-        previous = read_period(conn, compare_with) if compare_with is not None else None
+        questions = question_map(questionnaires)
+        cur, prev = read_counts(conn, period, questions, compare_with)
         conn.rollback()
     imported = _imported(engine)
-    if not current.responses:
-        raise EmptyPeriod(f"no responses in {period.label} (after leaving out {current.suspect} "
+    if not cur.responses:
+        raise EmptyPeriod(f"no responses in {period.label} (after leaving out {cur.suspect} "
                           "suspect one(s)): nothing to report; check --from/--to")
-    if compare_with is not None and not previous.responses:
+    if compare_with is not None and not prev.responses:
         raise EmptyPeriod(f"no responses in the comparison period {compare_with.label}: "
                           "check --compare-from/--compare-to")
-    info = question_info(questionnaires)
-    series = _series(questionnaires)
-    cur = _Grouped(current, info, series, period.timezone)
     if not cur.grades:
         raise EmptyPeriod(f"no answers to grade questions in {period.label} (of questionnaire "
                           "versions central knows): nothing to put on the thermometer")
-    prev = _Grouped(previous, info, series, period.timezone) if previous is not None else None
+
+    def summary(counts: Mapping[int, int]) -> Summary:
+        return summarise_counts(counts, target=target, confidence=confidence,
+                                thresholds=thresholds)
 
     aspects = _aspect_order(cur.grades, questionnaires)
     scorecard = []
     for aspect in aspects:
-        values = [v for v, _ in cur.grades[aspect]]
-        summary = summarise(values, target=target, confidence=confidence, thresholds=thresholds)
-        row = dict(aspect=aspect, summary=summary,
-                   distribution=dict(Counter(values)) if summary.mean is not None else {})
+        counts = _merged(cur.grades[aspect].values())
+        row = dict(aspect=aspect, summary=summary(counts))
+        row["distribution"] = dict(counts) if row["summary"].mean is not None else {}
         if prev is not None:
-            prev_values = [v for v, _ in prev.grades.get(aspect, ())]
-            if not prev_values:
+            if not prev.grades.get(aspect):
                 row["note"] = "niet gevraagd in de vergelijkingsperiode"
             else:
-                row["previous"] = summarise(prev_values, target=target, confidence=confidence,
-                                            thresholds=thresholds)
-                cur_series = {s for _, s in cur.grades[aspect]}
-                prev_series = {s for _, s in prev.grades[aspect]}
-                if len(cur_series | prev_series) > 1:
+                row["previous"] = summary(_merged(prev.grades[aspect].values()))
+                if len(set(cur.grades[aspect]) | set(prev.grades[aspect])) > 1:
                     row["note"] = "niet getoetst: vraagtekst gewijzigd (nieuwe reeks)"
                 else:
-                    row["comparison"] = compare(summary, row["previous"], alpha=alpha,
+                    row["comparison"] = compare(row["summary"], row["previous"], alpha=alpha,
                                                 thresholds=thresholds)
         scorecard.append(ScoreRow(**row))
 
     smileys = []
-    for aspect, (faces, values) in cur.smileys.items():
-        n = len(values)
+    for aspect, (faces, counts) in cur.smileys.items():
+        n = sum(counts.values())
         if n < thresholds.min_shown:
             smileys.append(SmileyRow(aspect, faces, n, None, None, False))
             continue
-        top = sum(1 for v in values if v >= faces - 1)
+        top = sum(c for v, c in counts.items() if v >= faces - 1)
         smileys.append(SmileyRow(aspect, faces, n, top / n, wilson_interval(top, n, confidence),
                                  n < thresholds.min_tested))
 
     trends = []
     for aspect in aspects:
-        by_series: dict[tuple, dict[date, list[int]]] = defaultdict(lambda: defaultdict(list))
-        for (value, key), moment in zip(cur.grades[aspect], cur.grade_times[aspect]):
-            by_series[key][_month(moment, period.timezone)].append(value)
+        by_series = cur.months[aspect]
         for number, (key, months) in enumerate(sorted(by_series.items(), key=lambda kv: min(kv[1])),
                                                start=1):
-            points = tuple(TrendPoint(month, summarise(v, target=target, confidence=confidence,
-                                                       thresholds=thresholds))
-                           for month, v in sorted(months.items()))
+            points = tuple(TrendPoint(month, summary(counts))
+                           for month, counts in sorted(months.items()))
             trends.append(TrendSeries(aspect, number, f"{key[0]} reeks {key[2]}", points))
 
-    service_counts = Counter(service for service in cur.service_of.values() if service)
     labels = {}
-    for questions in info.values():
-        for q in questions.values():
-            if q.type == "choice" and q.aspect == "dienst":
-                labels.update(q.options)
-    services = tuple((s, labels.get(s, s)) for s, _ in service_counts.most_common())
+    for q in questionnaires.values():
+        for question in q.questions:
+            if question.type == "choice" and question.aspect == SERVICE_ASPECT:
+                labels.update({o.value: o.label_for("nl") for o in question.options})
     grid = {}
     for aspect in aspects:
-        groups: dict[str, list[int]] = defaultdict(list)
-        for (value, _), rid in zip(cur.grades[aspect], cur.grade_ids[aspect]):
-            service = cur.service_of.get(rid)
-            if service:
-                groups[service].append(value)
-        for service, values in groups.items():
-            grid[(service, aspect)] = summarise(values, target=target, confidence=confidence,
-                                                thresholds=thresholds)
+        for service, counts in cur.services.get(aspect, {}).items():
+            grid[(service, aspect)] = summary(counts)
+    services = tuple((s, labels.get(s, s)) for s, _ in       # most answers first
+                     sorted(cur.service_responses.items(), key=lambda kv: (-kv[1], kv[0])))
 
     heat_aspect = OVERALL if OVERALL in cur.grades else aspects[0]
-    cells: dict[tuple[int, str], list[int]] = defaultdict(list)
-    for (value, _), moment in zip(cur.grades[heat_aspect], cur.grade_times[heat_aspect]):
-        local = datetime.fromtimestamp(moment, ZoneInfo(period.timezone))
-        cells[weekday_part_of_day(local)].append(value)
-    heatmap = {cell: summarise(values, target=target, confidence=confidence, thresholds=thresholds)
-               for cell, values in cells.items()}
+    cells: dict[tuple[int, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for hour, counts in cur.week_hours[heat_aspect].items():
+        cell = (hour // 24 + 1, part_of_day(hour % 24))
+        for value, count in counts.items():
+            cells[cell][value] += count
+    heatmap = {cell: summary(counts) for cell, counts in cells.items()}
 
     drivers: dict[str, Driver | None] = {}
-    if OVERALL in cur.grades and len(cur.driver_rows) > 0:
-        drivers = key_drivers(cur.driver_rows, overall=OVERALL, confidence=confidence)
+    if OVERALL in cur.grades and cur.drivers:
+        drivers = key_drivers_from_sums(cur.drivers, overall=OVERALL, confidence=confidence)
 
     others = []
     by_aspect = {row.aspect: row.summary for row in scorecard}
@@ -427,21 +349,47 @@ def build_report(engine: Engine, period: Period, *, compare_with: Period | None 
                                        thresholds=thresholds)))
 
     method = MethodNote(
-        period=period, compare_period=compare_with, responses=len(current.responses),
-        compare_responses=len(previous.responses) if previous is not None else None,
-        suspect=current.suspect, idle=current.idle, target=target, alpha=alpha,
+        period=period, compare_period=compare_with, responses=cur.responses,
+        compare_responses=prev.responses if prev is not None else None,
+        suspect=cur.suspect, idle=cur.idle, target=target, alpha=alpha,
         confidence=confidence, thresholds=thresholds,
-        versions=tuple(VersionNote(k[0], k[1], n, current.first_seen[k], k in questionnaires)
-                       for k, n in sorted(current.versions.items())),
-        breaks=_breaks_in(questionnaires, set(current.versions) | set(
-            previous.versions if previous is not None else ())),
-        unknown_responses=sum(n for k, n in current.versions.items() if k not in questionnaires),
+        versions=tuple(VersionNote(k[0], k[1], n, cur.first_seen[k], k in questionnaires)
+                       for k, n in sorted(cur.versions.items())),
+        breaks=_breaks_in(questionnaires, set(cur.versions) | set(
+            prev.versions if prev is not None else ())),
+        unknown_responses=sum(n for k, n in cur.versions.items() if k not in questionnaires),
         timezone=period.timezone)
     return Report(title=title, period=period, compare_period=compare_with, target=target,
                   alpha=alpha, confidence=confidence, thresholds=thresholds,
                   scorecard=tuple(scorecard), smileys=tuple(smileys), trends=tuple(trends),
                   services=services, service_grid=grid, heatmap_aspect=heat_aspect,
                   heatmap=heatmap, drivers=drivers, method=method, others=tuple(others))
+
+
+COUNTER_CHANNEL = "balie"
+
+
+def earlier_study(report: Report, channel: str = COUNTER_CHANNEL
+                  ) -> tuple[str, dict[str, Aggregate]] | None:
+    """The latest imported study of the counter itself: (label, {aspect: Aggregate}), or None.
+
+    "Latest": the highest ``period`` (as imported, e.g. ``2023``), then study
+    name. The thermometer shows it as a hollow square next to this period.
+    """
+    rows = [o for o in report.others if o.channel == channel]
+    if not rows:
+        return None
+    study, when = max((o.period, o.study) for o in rows)[::-1]
+    return (f"{study} ({when})",
+            {o.aspect: o.aggregate for o in rows if (o.study, o.period) == (study, when)})
+
+
+def _merged(tables: Iterable[Mapping[int, int]]) -> dict[int, int]:
+    out: dict[int, int] = defaultdict(int)
+    for table in tables:
+        for value, count in table.items():
+            out[value] += count
+    return dict(out)
 
 
 def _imported(engine: Engine) -> dict:
@@ -451,52 +399,6 @@ def _imported(engine: Engine) -> dict:
     except ImportError:
         return {}
     return {tuple(key): value for key, value in aggregates(engine).items()}
-
-
-class _Grouped:
-    """A period's answers grouped by aspect: grades with their series, smileys, services."""
-
-    def __init__(self, data: PeriodData, info, series, timezone: str):
-        self.grades: dict[str, list[tuple[int, tuple]]] = defaultdict(list)
-        self.grade_times: dict[str, list[float]] = defaultdict(list)
-        self.grade_ids: dict[str, list[str]] = defaultdict(list)
-        self.smileys: dict[str, tuple[int, list[int]]] = {}
-        self.service_of: dict[str, str | None] = {}
-        self.driver_rows: list[dict[str, float]] = []
-        for rid, (started, key, answers) in data.responses.items():
-            questions = info.get(key)
-            if questions is None:
-                continue
-            row: dict[str, float] = {}
-            for qid, value in answers.items():
-                q = questions.get(qid)
-                if q is None or isinstance(value, str):
-                    if q is not None and q.type == "choice" and q.aspect == "dienst":
-                        self.service_of[rid] = value
-                    continue
-                if q.type == "grade" and 1 <= value <= 10:
-                    self.grades[q.aspect].append((value, (key[0], qid, series[(key[0], qid,
-                                                                              key[1])])))
-                    self.grade_times[q.aspect].append(started)
-                    self.grade_ids[q.aspect].append(rid)
-                    row[q.aspect] = value
-                elif q.type == "smiley" and q.faces and 1 <= value <= q.faces:
-                    self.smileys.setdefault(q.aspect, (q.faces, []))[1].append(value)
-                    row[q.aspect] = value
-            if row:
-                self.driver_rows.append(row)
-
-
-def _series(questionnaires) -> dict[tuple[str, str, int], int]:
-    """(questionnaire id, question id, version) -> series number (central.stats.series_numbers)."""
-    by_id: dict[str, dict[int, dict[str, dict[str, str]]]] = defaultdict(dict)
-    for (qid, version), q in questionnaires.items():
-        by_id[qid][version] = {question.id: dict(question.text) for question in q.questions}
-    out = {}
-    for qid, versions in by_id.items():
-        for (question, version), number in series_numbers(versions).items():
-            out[(qid, question, version)] = number
-    return out
 
 
 def _breaks_in(questionnaires, keys: set[tuple[str, int]]):

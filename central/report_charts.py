@@ -32,6 +32,7 @@ from central.report import (  # noqa: E402
     PART_NL,
     PARTS,
     Report,
+    earlier_study,
     aspect_label,
     month_label,
     weekday_label,
@@ -86,12 +87,20 @@ def _shown(summary: Summary | None) -> bool:
 
 
 def thermometer(ax, report: Report) -> None:
-    """Mean and interval per aspect against the target line; the comparison period hollow."""
+    """Mean and interval per aspect against the target line.
+
+    Hollow circle: the comparison period; hollow square: the latest imported study of the
+    counter (``central.report.earlier_study``).
+    """
     rows = list(report.scorecard)[::-1]
+    earlier = earlier_study(report)
+    earlier_means = {a: agg.mean for a, agg in earlier[1].items()} if earlier else {}
     lows = [r.summary.ci.low for r in rows if _shown(r.summary) and r.summary.ci]
     lows += [r.previous.mean for r in rows if _shown(r.previous)]
+    lows += list(earlier_means.values())
     left = min([report.target - 0.8] + [x - 0.2 for x in lows])
     highs = [r.summary.ci.high for r in rows if _shown(r.summary) and r.summary.ci]
+    highs += list(earlier_means.values())
     right = max([report.target + 0.8] + [x + 0.2 for x in highs])
     left, right = max(1.0, round(left * 2) / 2 - 0.0), min(10.0, round(right * 2) / 2 + 0.5)
     ax.axvline(report.target, color=VERMILLION, lw=1.5, ls="--", zorder=1)
@@ -103,6 +112,9 @@ def thermometer(ax, report: Report) -> None:
         if _shown(row.previous):
             ax.plot(row.previous.mean, y - 0.18, marker="o", ms=7, mfc="white", mec=GREY,
                     mew=1.4, ls="none", zorder=3)
+        if row.aspect in earlier_means:
+            ax.plot(earlier_means[row.aspect], y + 0.18, marker="s", ms=7, mfc="white",
+                    mec=INK, mew=1.2, ls="none", zorder=3)
         if not _shown(s):
             ax.text(left + 0.05, y, "minder dan 10 antwoorden: niet getoond", va="center",
                     color=GREY, fontsize=8, style="italic")
@@ -128,7 +140,10 @@ def thermometer(ax, report: Report) -> None:
     if report.compare_period is not None:
         handles.append(Line2D([], [], marker="o", mfc="white", mec=GREY, ls="none", mew=1.4,
                               label="vergelijkingsperiode"))
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3,
+    if earlier is not None:
+        handles.append(Line2D([], [], marker="s", mfc="white", mec=INK, ls="none", mew=1.2,
+                              label=f"eerdere studie: {earlier[0]}"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
               frameon=False, fontsize=8)
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -497,27 +498,90 @@ def summarise(values: Iterable[int], *, target: float = DEFAULT_TARGET,
     number from 1 to 10), :class:`InvalidWeights`, :class:`InvalidInput`
     (confidence, target).
     """
-    _check_confidence(confidence)
-    if not _is_real(target) or not GRADE_MIN <= target <= GRADE_MAX:
-        raise InvalidInput(f"target must be a grade from 1 to 10, got {target!r}")
-    if not isinstance(thresholds, SmallGroups):
-        raise InvalidInput(f"thresholds must be a SmallGroups, got {thresholds!r}")
+    _check_summary_args(target, confidence, thresholds)
     grades = _check_grades(values)
-    w = _check_weights(weights, len(grades)) if weights is not None else [1.0] * len(grades)
-    n = sum(1 for wi in w if wi > 0)
-    base = dict(target=float(target), confidence=confidence, weighted=weights is not None)
+    if weights is None:
+        groups = [(x, 1.0, c) for x, c in Counter(grades).items()]
+    else:
+        w = _check_weights(weights, len(grades))
+        groups = [(x, wi, c) for (x, wi), c in Counter(zip(grades, w)).items()]
+    return _summarise_groups(groups, target=target, confidence=confidence,
+                             thresholds=thresholds, weighted=weights is not None)
+
+
+def summarise_counts(counts: Mapping[int, int], *, target: float = DEFAULT_TARGET,
+                     confidence: float = DEFAULT_CONFIDENCE,
+                     thresholds: SmallGroups = SmallGroups()) -> Summary:
+    """:func:`summarise` of a frequency table ``{grade: number of answers}`` (unweighted).
+
+    Use::
+
+        summarise_counts({8: 40, 7: 31, 5: 9})     # == summarise([8] * 40 + [7] * 31 + [5] * 9)
+
+    The same figures, bit for bit, as :func:`summarise` of the values the table
+    counts: both compute from (grade, weight, count) groups. This is how the
+    report works on millions of answers: the database counts, Python summarises.
+    """
+    return summarise_weighted_counts({(x, 1.0): c for x, c in _check_counts(counts).items()},
+                                     target=target, confidence=confidence,
+                                     thresholds=thresholds, weighted=False)
+
+
+def summarise_weighted_counts(counts: Mapping[tuple[int, float], int], *,
+                              target: float = DEFAULT_TARGET,
+                              confidence: float = DEFAULT_CONFIDENCE,
+                              thresholds: SmallGroups = SmallGroups(),
+                              weighted: bool = True) -> Summary:
+    """:func:`summarise` of ``{(grade, weight): number of answers}`` (post-stratified counts).
+
+    Use::
+
+        summarise_weighted_counts({(8, ps.weights[cell]): 12, ...})
+
+    ``count`` answers of grade ``x`` with weight ``w`` each count as ``count``
+    values in the formulas of :func:`summarise`.
+    """
+    _check_summary_args(target, confidence, thresholds)
+    if not isinstance(counts, Mapping):
+        raise InvalidInput(f"counts must be a mapping of (grade, weight) to a count, "
+                           f"got {type(counts).__name__}")
+    groups = []
+    for key, c in counts.items():
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise InvalidInput(f"count key {key!r} must be a (grade, weight) pair")
+        x, wi = key
+        grade = _check_grades([x])[0]
+        if not _is_real(wi) or wi < 0:
+            raise InvalidWeights(f"weight {wi!r} of grade {x!r}: weights are finite numbers "
+                                 "of at least 0")
+        groups.append((grade, float(wi), _check_count(c, f"grade {x!r}")))
+    if not any(c > 0 for _, _, c in groups):
+        raise NoData("no grades to summarise (every count is 0)")
+    if not any(wi > 0 and c > 0 for _, wi, c in groups):
+        raise InvalidWeights("every weight is 0: nothing would count")
+    return _summarise_groups(groups, target=target, confidence=confidence,
+                             thresholds=thresholds, weighted=weighted)
+
+
+def _summarise_groups(groups: list[tuple[int, float, int]], *, target: float, confidence: float,
+                      thresholds: SmallGroups, weighted: bool) -> Summary:
+    """The formulas of :func:`summarise` over (grade, weight, count) groups (checked input)."""
+    groups = [(x, wi, c) for x, wi, c in sorted(groups) if c > 0]
+    n = sum(c for _, wi, c in groups if wi > 0)
+    base = dict(target=float(target), confidence=confidence, weighted=weighted)
     if n < thresholds.min_shown:
         return Summary(n=n, status=Status.SUPPRESSED, **base)
 
-    total = math.fsum(w)
-    n_eff = _n_eff(w)
-    mean = math.fsum(wi * x for wi, x in zip(w, grades)) / total
-    low_share = math.fsum(wi for wi, x in zip(w, grades) if x <= LOW_GRADES[1]) / total
-    high_share = math.fsum(wi for wi, x in zip(w, grades) if x >= HIGH_GRADES[0]) / total
+    total = math.fsum(c * wi for _, wi, c in groups)
+    squares = math.fsum(c * wi * wi for _, wi, c in groups)
+    n_eff = float(n) if len({wi for _, wi, _ in groups}) == 1 else total * total / squares
+    mean = math.fsum(c * wi * x for x, wi, c in groups) / total
+    low_share = math.fsum(c * wi for x, wi, c in groups if x <= LOW_GRADES[1]) / total
+    high_share = math.fsum(c * wi for x, wi, c in groups if x >= HIGH_GRADES[0]) / total
     low_ci = wilson_interval(low_share * n_eff, n_eff, confidence)
     sd = df = ci = None
     if n_eff > 1:
-        ss = math.fsum(wi * (x - mean) ** 2 for wi, x in zip(w, grades))
+        ss = math.fsum(c * wi * (x - mean) ** 2 for x, wi, c in groups)
         sd = math.sqrt(ss / total * n_eff / (n_eff - 1))
         df = n_eff - 1
         ci = t_interval(mean, sd, n_eff, confidence)
@@ -527,6 +591,27 @@ def summarise(values: Iterable[int], *, target: float = DEFAULT_TARGET,
         status = status_against(ci, target)
     return Summary(n=n, status=status, n_eff=n_eff, mean=mean, sd=sd, df=df, ci=ci,
                    low_share=low_share, low_ci=low_ci, high_share=high_share, **base)
+
+
+def _check_summary_args(target, confidence, thresholds) -> None:
+    _check_confidence(confidence)
+    if not _is_real(target) or not GRADE_MIN <= target <= GRADE_MAX:
+        raise InvalidInput(f"target must be a grade from 1 to 10, got {target!r}")
+    if not isinstance(thresholds, SmallGroups):
+        raise InvalidInput(f"thresholds must be a SmallGroups, got {thresholds!r}")
+
+
+def _check_counts(counts) -> dict[int, int]:
+    if not isinstance(counts, Mapping):
+        raise InvalidInput(f"counts must be a mapping of grade to a count, "
+                           f"got {type(counts).__name__}")
+    return {_check_grades([x])[0]: _check_count(c, f"grade {x!r}") for x, c in counts.items()}
+
+
+def _check_count(c, where: str) -> int:
+    if isinstance(c, bool) or not isinstance(c, numbers.Integral) or c < 0:
+        raise InvalidInput(f"count of {where} must be a whole number of at least 0, got {c!r}")
+    return int(c)
 
 
 # ---------------------------------------------------------------------------- compare
@@ -682,16 +767,22 @@ def weekday_part_of_day(moment: datetime, *, afternoon_from: int = 12,
     its opening hours); hours ``< afternoon_from`` are morning, ``< evening_from``
     afternoon, the rest evening.
     """
+    return moment.isoweekday(), part_of_day(moment.hour, afternoon_from=afternoon_from,
+                                            evening_from=evening_from)
+
+
+def part_of_day(hour: int, *, afternoon_from: int = 12, evening_from: int = 17) -> str:
+    """``morning`` / ``afternoon`` / ``evening`` of a local hour (0-23), as in weekday_part_of_day."""
     if not 0 < afternoon_from < evening_from <= 24:
         raise InvalidInput(f"need 0 < afternoon_from < evening_from <= 24, got "
                            f"{afternoon_from} and {evening_from}")
-    if moment.hour < afternoon_from:
+    if hour < afternoon_from:
         part = "morning"
-    elif moment.hour < evening_from:
+    elif hour < evening_from:
         part = "afternoon"
     else:
         part = "evening"
-    return moment.isoweekday(), part
+    return part
 
 
 # ---------------------------------------------------------------------------- key drivers
@@ -752,20 +843,63 @@ def key_drivers(responses: Iterable[Mapping[str, float | None]], overall: str = 
         mx, my = math.fsum(xs) / n, math.fsum(ys) / n
         sxx = math.fsum((x - mx) ** 2 for x in xs)
         syy = math.fsum((y - my) ** 2 for y in ys)
-        if sxx == 0 or syy == 0:
-            which = aspect if sxx == 0 else overall
-            result[aspect] = Driver(aspect, n, None, None, confidence,
-                                    note=f"every {which} answer is the same: no correlation")
-            continue
         sxy = math.fsum((x - mx) * (y - my) for x, y in zip(xs, ys))
-        r = max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
-        if abs(r) == 1.0:
-            ci = Interval(r, r)
-        else:
-            fz, se = math.atanh(r), 1 / math.sqrt(n - 3)
-            ci = Interval(math.tanh(fz - z * se), math.tanh(fz + z * se))
-        result[aspect] = Driver(aspect, n, r, ci, confidence)
+        result[aspect] = _driver(aspect, n, sxx, syy, sxy, overall, z, confidence)
     return result
+
+
+def key_drivers_from_sums(sums: Mapping[str, Sequence[int]], overall: str = "totaal", *,
+                          min_complete: int = DEFAULT_MIN_COMPLETE,
+                          confidence: float = DEFAULT_CONFIDENCE) -> dict[str, Driver | None]:
+    """:func:`key_drivers` from sums of whole-number answers that a database computed.
+
+    Use::
+
+        key_drivers_from_sums({"wachttijd": (n, sum_x, sum_y, sum_xx, sum_yy, sum_xy)})
+
+    per aspect over its ``n`` complete pairs (``x`` the aspect, ``y`` the
+    overall grade). The centred sums follow exactly in whole numbers::
+
+        Sxx = n sum_xx - sum_x^2,  Syy = n sum_yy - sum_y^2,  Sxy = n sum_xy - sum_x sum_y
+        r   = Sxy / sqrt(Sxx Syy)          (the n's cancel), ci as in key_drivers
+
+    ``(0, 0, 0, 0, 0, 0)`` (no complete pair) gives None, like too few pairs.
+    """
+    _check_confidence(confidence)
+    if isinstance(min_complete, bool) or not isinstance(min_complete, int) or min_complete < 4:
+        raise InvalidInput(f"min_complete must be a whole number of at least 4 "
+                           f"(Fisher's interval needs n > 3), got {min_complete!r}")
+    z = float(_norm().ppf(_upper(confidence)))
+    result: dict[str, Driver | None] = {}
+    for aspect, row in sums.items():
+        if len(row) != 6 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                                    for v in row):
+            raise InvalidInput(f"sums of {aspect!r} must be six whole numbers (n, sum_x, sum_y, "
+                               f"sum_xx, sum_yy, sum_xy), got {row!r}")
+        n, sx, sy, sxx, syy, sxy = (int(v) for v in row)
+        if n < 0:
+            raise InvalidInput(f"sums of {aspect!r}: n must be at least 0, got {n}")
+        if n < min_complete:
+            result[aspect] = None
+            continue
+        result[aspect] = _driver(aspect, n, n * sxx - sx * sx, n * syy - sy * sy,
+                                 n * sxy - sx * sy, overall, z, confidence)
+    return result
+
+
+def _driver(aspect: str, n: int, sxx: float, syy: float, sxy: float, overall: str, z: float,
+            confidence: float) -> Driver:
+    if sxx == 0 or syy == 0:
+        which = aspect if sxx == 0 else overall
+        return Driver(aspect, n, None, None, confidence,
+                      note=f"every {which} answer is the same: no correlation")
+    r = max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
+    if abs(r) == 1.0:
+        ci = Interval(r, r)
+    else:
+        fz, se = math.atanh(r), 1 / math.sqrt(n - 3)
+        ci = Interval(math.tanh(fz - z * se), math.tanh(fz + z * se))
+    return Driver(aspect, n, r, ci, confidence)
 
 
 # ---------------------------------------------------------------------------- series

@@ -320,3 +320,43 @@ def test_imported_study_figures_are_compared_with_welch(tmp_path):
     html_text = render_html(report)
     assert "<h2>Andere kanalen en eerdere studies</h2>" in html_text
     assert [name for name, _ in pages(report)][2] == "andere-kanalen"
+
+
+def test_the_latest_imported_counter_study_is_a_hollow_square_on_the_thermometer(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from central.report import earlier_study
+    from central.report_charts import thermometer
+    from central.study_results import import_results, parse_results
+
+    url = f"sqlite:///{tmp_path / 'small.sqlite3'}"
+    generate_study_data.generate(url, start=START, days=7, seed=3)
+    engine = make_engine(url)
+    try:
+        import_results(engine, parse_results(
+            "study,year,channel,aspect,mean,sd,n\n"
+            "KTO 2021,2021,balie,totaal,6.9,1.4,380\n"
+            "KTO 2023,2023,balie,totaal,7.4,1.3,412\n"
+            "KTO 2023,2023,balie,wachttijd,6.1,1.8,405\n"
+            "KTO 2023,2023,telefoon,totaal,6.5,1.9,97\n"), source="kto.csv", now=0.0)
+        report = build_report(engine, FIRST_WEEK)
+    finally:
+        engine.dispose()
+    label, means = earlier_study(report)
+    assert label == "KTO 2023 (2023)"
+    assert {a: m.mean for a, m in means.items()} == {"totaal": 7.4, "wachttijd": 6.1}
+    fig = plt.figure()
+    ax = fig.add_subplot()
+    thermometer(ax, report)
+    squares = {line.get_xdata()[0] for line in ax.get_lines()
+               if line.get_marker() == "s" and line.get_markerfacecolor() == "white"}
+    plt.close(fig)
+    assert squares == {7.4, 6.1}
+    assert "eerdere studie: KTO 2023 (2023)" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_no_imported_counter_study_means_no_square(report):
+    from central.report import earlier_study
+    assert earlier_study(report) is None

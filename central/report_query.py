@@ -1,0 +1,380 @@
+"""The report's counts, computed by the database: a few GROUP BY queries instead of every answer.
+
+Use::
+
+    with engine.connect() as conn:
+        questions = question_map(read_questionnaires(conn))
+        counts = read_counts(conn, period, questions)                 # a PeriodCounts
+        counts.grades["totaal"]                                       # {series: {grade: count}}
+
+The report needs frequency tables, not answers: a summary of grades is a
+function of how often each grade occurs (``central.stats.summarise_counts``),
+a correlation a function of six sums (``key_drivers_from_sums``). So the
+database counts, grouped by what the report splits on, and at most a few tens
+of thousands of small rows reach Python whatever the number of answers
+(docs/benchmarks.md, "bench/report"). Four queries, each one pass over the
+period's answers joined to their responses:
+
+* ``cube``: answers to grade and smiley questions, counted per questionnaire
+  version, question, value, local month and local hour of the week;
+* ``services``: grade answers per service the same visitor chose;
+* ``drivers``: per (overall grade question, other question) the sums of a
+  correlation, over the responses that answered both;
+* ``responses``: responses per version, their first start, idle ends, suspect ones.
+
+Local time without time-zone support in SQLite: the period's offsets from UTC
+are a handful of constant stretches between daylight-saving changes, found
+here in Python and written into the query as a ``CASE``; so are the UTC starts
+of the local months. Hours of the week count from a local Monday 00:00 on or
+before the period's first day, so every value is a whole number >= 0 in both
+databases.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone as dt_timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import BigInteger, Connection, and_, case, func, literal, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+from central.models import Answer, Response
+from central.stats import series_numbers
+
+_r = Response.__table__
+_a = Answer.__table__
+
+HOURS_PER_WEEK = 7 * 24
+SERVICE_ASPECT = "dienst"
+#: Bisection stops once a change of offset is pinned to this many seconds.
+_STEP = 6 * 3600
+
+
+@dataclass(frozen=True)
+class QuestionMap:
+    """What the queries filter and group on, from the published questionnaires.
+
+    ``kind``: (questionnaire, version, question id) -> (type, aspect, faces) for
+    the grade and smiley questions; ``series``: the same key -> series number;
+    ``service``: (questionnaire, version) -> the id of its service question;
+    ``overall``: (questionnaire, version) -> the id of its overall grade question.
+    """
+
+    kind: Mapping[tuple[str, int, str], tuple[str, str, int | None]]
+    series: Mapping[tuple[str, int, str], int]
+    service: Mapping[tuple[str, int], str]
+    overall: Mapping[tuple[str, int], str]
+    known: frozenset[tuple[str, int]]
+
+
+@dataclass
+class PeriodCounts:
+    """One period's frequency tables (suspect responses left out).
+
+    ``grades[aspect][series][grade]``; ``months[aspect][series][month][grade]``
+    (``month``: the first day of a local month); ``week_hours[aspect][hour of the
+    week][grade]`` (0 = Monday 00:00-01:00 local); ``smileys[aspect] = (faces,
+    {face: count})``; ``services[aspect][service][grade]``; ``service_responses[service]``; ``drivers[aspect] =
+    [n, sum_x, sum_y, sum_xx, sum_yy, sum_xy]``; ``versions``: responses per
+    (questionnaire, version); ``first_seen``: the first start per version.
+    """
+
+    responses: int = 0
+    suspect: int = 0
+    idle: int = 0
+    versions: dict[tuple[str, int], int] = field(default_factory=dict)
+    first_seen: dict[tuple[str, int], float] = field(default_factory=dict)
+    grades: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(_counter)))
+    months: dict = field(default_factory=lambda: defaultdict(
+        lambda: defaultdict(lambda: defaultdict(_counter))))
+    week_hours: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(_counter)))
+    smileys: dict = field(default_factory=dict)
+    services: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(_counter)))
+    service_responses: dict[str, int] = field(default_factory=dict)
+    drivers: dict = field(default_factory=dict)
+
+
+def _counter() -> dict[int, int]:
+    return defaultdict(int)
+
+
+def question_map(questionnaires) -> QuestionMap:
+    """The :class:`QuestionMap` of parsed questionnaires {(id, version): Questionnaire}."""
+    series = series_by_question(questionnaires)
+    kind, service, overall = {}, {}, {}
+    for (qid, version), q in questionnaires.items():
+        for question in q.questions:
+            key = (qid, version, question.id)
+            if question.type in ("grade", "smiley"):
+                kind[key] = (question.type, question.aspect, question.faces)
+                if question.type == "grade" and question.aspect == "totaal":
+                    overall.setdefault((qid, version), question.id)
+            elif question.type == "choice" and question.aspect == SERVICE_ASPECT:
+                service.setdefault((qid, version), question.id)
+    return QuestionMap(kind, {k: series[(k[0], k[2], k[1])] for k in kind}, service, overall,
+                       frozenset(questionnaires))
+
+
+def series_by_question(questionnaires) -> dict[tuple[str, str, int], int]:
+    """(questionnaire id, question id, version) -> series number (central.stats.series_numbers)."""
+    by_id: dict[str, dict[int, dict[str, dict[str, str]]]] = defaultdict(dict)
+    for (qid, version), q in questionnaires.items():
+        by_id[qid][version] = {question.id: dict(question.text) for question in q.questions}
+    out = {}
+    for qid, versions in by_id.items():
+        for (question, version), number in series_numbers(versions).items():
+            out[(qid, question, version)] = number
+    return out
+
+
+# ---------------------------------------------------------------------------- SQL pieces
+
+class floor_int(FunctionElement):
+    """``floor(x)`` as a whole number (x >= 0 where it is used): SQLite has no floor() everywhere."""
+
+    type = BigInteger()
+    inherit_cache = True
+
+
+@compiles(floor_int)
+def _floor_default(element, compiler, **kw):
+    return f"CAST(floor({compiler.process(element.clauses, **kw)}) AS BIGINT)"
+
+
+@compiles(floor_int, "sqlite")
+def _floor_sqlite(element, compiler, **kw):
+    return f"CAST({compiler.process(element.clauses, **kw)} AS INTEGER)"   # truncates: x >= 0
+
+
+def utc_offsets(timezone: str, start: float, end: float) -> tuple[int, list[tuple[float, int]]]:
+    """The zone's UTC offset (seconds) at ``start`` and each change ``(moment, new offset)`` up to ``end``."""
+    tz = ZoneInfo(timezone)
+
+    def offset(t: float) -> int:
+        return int(datetime.fromtimestamp(t, tz).utcoffset().total_seconds())
+
+    first = offset(start)
+    changes: list[tuple[float, int]] = []
+    current, t = first, float(int(start))
+    while t < end:
+        nxt = min(t + _STEP, end)
+        if offset(nxt) != current:
+            lo, hi = t, nxt                       # offset(lo) == current != offset(hi)
+            while hi - lo > 1:
+                mid = float(int((lo + hi) / 2))
+                if offset(mid) == current:
+                    lo = mid
+                else:
+                    hi = mid
+            current = offset(hi)
+            changes.append((hi, current))
+        t = nxt
+    return first, changes
+
+
+def month_starts(period) -> list[tuple[date, float]]:
+    """The local months the period touches, each with the UTC moment it starts (the first: the period's)."""
+    tz = ZoneInfo(period.timezone)
+    out = [(date(period.first.year, period.first.month, 1), period.start)]
+    month = out[0][0]
+    while True:
+        month = (month + timedelta(days=32)).replace(day=1)
+        if month > period.last:
+            return out
+        out.append((month, datetime(month.year, month.month, 1, tzinfo=tz).timestamp()))
+
+
+def _week_origin(period) -> float:
+    """Local Monday 00:00 on or before the period's first day, as seconds on a UTC-like scale."""
+    monday = period.first - timedelta(days=period.first.weekday())
+    return datetime(monday.year, monday.month, monday.day, tzinfo=dt_timezone.utc).timestamp()
+
+
+def _local_hour_of_week(period, started):
+    first, changes = utc_offsets(period.timezone, period.start, period.end)
+    if changes:
+        offset = case(*[(started < moment, before) for moment, before in
+                        zip([m for m, _ in changes], [first] + [o for _, o in changes[:-1]])],
+                      else_=changes[-1][1])
+    else:
+        offset = literal(first)
+    hours = floor_int((started + offset - _week_origin(period)) / 3600.0)
+    return hours % HOURS_PER_WEEK
+
+
+def _month_index(period, started):
+    starts = month_starts(period)
+    if len(starts) == 1:
+        return literal(0)
+    return case(*[(started < moment, i) for i, (_, moment) in enumerate(starts[1:])],
+                else_=len(starts) - 1)
+
+
+def _in_period(period):
+    return and_(_r.c.started_at >= period.start, _r.c.started_at < period.end,
+                _r.c.suspect.is_(False))
+
+
+# ---------------------------------------------------------------------------- reading
+
+#: Memory per sort or hash of the report's queries on PostgreSQL (its default is 4 MB).
+#: The planner overestimates the groups of the cube (the local-time expressions)
+#: many times; with the default it sorts on disk instead of hashing a few
+#: thousand groups in memory (docs/benchmarks.md, "bench/report").
+REPORT_WORK_MEM = "64MB"
+
+
+def prepare_session(conn: Connection) -> None:
+    """Settings for the report's own transaction (PostgreSQL): memory to hash in, no JIT.
+
+    ``SET LOCAL``: they end with the transaction. JIT compiling cost tens of
+    milliseconds per query and saved nothing on these scans.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
+        conn.exec_driver_sql("SET LOCAL jit = off")
+
+
+def read_counts(conn: Connection, period, questions: QuestionMap, compare_with=None
+                ) -> tuple[PeriodCounts, PeriodCounts | None]:
+    """Count the period's (and the comparison period's) answers: four queries.
+
+    Returns ``(current, previous)``; ``previous`` is None without ``compare_with``
+    and holds only the responses and the grades (what a comparison needs).
+    """
+    cur = PeriodCounts()
+    prev = PeriodCounts() if compare_with is not None else None
+    _read_responses(conn, period, cur)
+    if prev is not None:
+        _read_responses(conn, compare_with, prev)
+    if questions.kind and (cur.responses or (prev is not None and prev.responses)):
+        _read_cube(conn, period, compare_with, questions, cur, prev)
+    if questions.kind and cur.responses:
+        _read_pairs(conn, period, questions, cur)
+    return cur, prev
+
+
+def _read_responses(conn: Connection, period, out: PeriodCounts) -> None:
+    query = (select(_r.c.questionnaire_id, _r.c.questionnaire_version, _r.c.suspect,
+                    func.count(), func.min(_r.c.started_at),
+                    func.sum(case((_r.c.end_reason == "idle", 1), else_=0)))
+             .where(_r.c.started_at >= period.start, _r.c.started_at < period.end)
+             .group_by(_r.c.questionnaire_id, _r.c.questionnaire_version, _r.c.suspect))
+    for qid, version, suspect, n, first, idle in conn.execute(query):
+        if suspect:
+            out.suspect += n
+            continue
+        key = (qid, int(version))
+        out.responses += n
+        out.idle += int(idle or 0)
+        out.versions[key] = out.versions.get(key, 0) + n
+        out.first_seen[key] = min(first, out.first_seen.get(key, first))
+
+
+def _within(period):
+    return and_(_r.c.started_at >= period.start, _r.c.started_at < period.end)
+
+
+def _read_cube(conn: Connection, period, compare_with, questions: QuestionMap,
+               cur: PeriodCounts, prev: PeriodCounts | None) -> None:
+    """One pass over both periods' answers (they may overlap: a flag for each)."""
+    ids = sorted({k[2] for k in questions.kind} | set(questions.service.values()))
+    in_cur = _within(period)
+    in_prev = _within(compare_with) if compare_with is not None else None
+    columns = [_r.c.questionnaire_id, _r.c.questionnaire_version, _a.c.question_id,
+               _a.c.value_num, _a.c.value_text,
+               case((in_cur, 1), else_=0).label("cur"),
+               (case((in_prev, 1), else_=0) if in_prev is not None else literal(0)).label("prev"),
+               case((in_cur, _month_index(period, _r.c.started_at)), else_=-1).label("month"),
+               case((in_cur, _local_hour_of_week(period, _r.c.started_at)),
+                    else_=-1).label("week_hour")]
+    # The buckets are computed in a subquery: PostgreSQL cannot match bound values in GROUP BY.
+    # (A materialised CTE of the responses with their buckets was no faster on PostgreSQL 15.)
+    inner = (select(*columns)
+             .select_from(_r.join(_a, _a.c.response_id == _r.c.id))
+             .where(in_cur if in_prev is None else or_(in_cur, in_prev),
+                    _r.c.suspect.is_(False), _a.c.question_id.in_(ids))
+             .subquery("answered"))
+    query = select(*inner.c, func.count()).group_by(*inner.c)
+    months = [m for m, _ in month_starts(period)]
+    for qid, version, question, value, text, is_cur, is_prev, month, hour, count in (
+            conn.execute(query)):
+        version = int(version)
+        kind = questions.kind.get((qid, version, question))
+        if kind is None or value is None:
+            if text and questions.service.get((qid, version)) == question and is_cur:
+                cur.service_responses[text] = cur.service_responses.get(text, 0) + count
+            continue
+        qtype, aspect, faces = kind
+        value = int(value)
+        if qtype == "grade" and 1 <= value <= 10:
+            series = (qid, question, questions.series[(qid, version, question)])
+            if is_cur:
+                cur.grades[aspect][series][value] += count
+                cur.months[aspect][series][months[month]][value] += count
+                cur.week_hours[aspect][int(hour)][value] += count
+            if is_prev:
+                prev.grades[aspect][series][value] += count
+        elif qtype == "smiley" and faces and 1 <= value <= faces and is_cur:
+            cur.smileys.setdefault(aspect, (faces, defaultdict(int)))[1][value] += count
+
+
+def _read_pairs(conn: Connection, period, questions: QuestionMap, out: PeriodCounts) -> None:
+    """Grades per service, and the pairs (aspect, overall grade) of the key drivers: one query.
+
+    A subquery gives each response of the period its service and overall grade
+    (a column per distinct question id); every grade or smiley answer is then
+    counted per (value, service, overall grade). Those joint counts hold the
+    service grid and, as whole numbers, every sum a correlation needs.
+    """
+    services = sorted(set(questions.service.values()))
+    overalls = sorted(set(questions.overall.values()))
+    for aspect in list(out.grades) + list(out.smileys):    # asked but never paired: None
+        if aspect != "totaal":
+            out.drivers.setdefault(aspect, [0] * 6)
+    if not services and not overalls:
+        return
+    per_columns = [_a.c.response_id, _r.c.questionnaire_id, _r.c.questionnaire_version]
+    per_columns += [func.max(case((_a.c.question_id == q, _a.c.value_text))).label(f"s{i}")
+                    for i, q in enumerate(services)]
+    per_columns += [func.max(case((and_(_a.c.question_id == q, _a.c.value_num.between(1, 10)),
+                                   _a.c.value_num))).label(f"y{i}")
+                    for i, q in enumerate(overalls)]
+    per = (select(*per_columns)
+           .select_from(_r.join(_a, _a.c.response_id == _r.c.id))
+           .where(_in_period(period), _a.c.question_id.in_(services + overalls))
+           .group_by(_a.c.response_id, _r.c.questionnaire_id, _r.c.questionnaire_version)
+           .subquery("per_response"))
+    x = _a.alias("x")
+    keys = [per.c.questionnaire_id, per.c.questionnaire_version, x.c.question_id, x.c.value_num]
+    keys += [per.c[f"s{i}"] for i in range(len(services))]
+    keys += [per.c[f"y{i}"] for i in range(len(overalls))]
+    query = (select(*keys, func.count())
+             .select_from(per.join(x, x.c.response_id == per.c.response_id))
+             .where(x.c.question_id.in_(sorted({k[2] for k in questions.kind})),
+                    x.c.value_num.between(1, 10))
+             .group_by(*keys))
+    for row in conn.execute(query):
+        qid, version, question, value, count = row[0], int(row[1]), row[2], int(row[3]), row[-1]
+        kind = questions.kind.get((qid, version, question))
+        if kind is None:
+            continue
+        qtype, aspect, faces = kind
+        if qtype == "smiley" and not (faces and value <= faces):
+            continue
+        key = (qid, version)
+        service = (row[4 + services.index(questions.service[key])]
+                   if key in questions.service else None)
+        y = (row[4 + len(services) + overalls.index(questions.overall[key])]
+             if key in questions.overall else None)
+        if service and qtype == "grade":
+            out.services[aspect][service][value] += count
+        if y is not None and aspect != "totaal" and question != questions.overall[key]:
+            y = int(y)
+            sums = out.drivers.setdefault(aspect, [0] * 6)
+            for i, term in enumerate((1, value, y, value * value, y * y, value * y)):
+                sums[i] += count * term
