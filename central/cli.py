@@ -171,6 +171,10 @@ def _parser() -> argparse.ArgumentParser:
                              "suffix, else html")
     report.add_argument("--target", type=float, default=7.5,
                         help="the target grade per aspect (default 7.5)")
+    report.add_argument("--visitors", type=Path, metavar="FILE",
+                        help="CSV of visitor counts per weekday and part of day (weekdag;dagdeel;"
+                             "bezoekers): weight the scorecard to the visitors' mix "
+                             "(post-stratification, docs/STATISTICS.md)")
     report.add_argument("--out", required=True, type=Path, help="file to write")
     return parser
 
@@ -635,9 +639,16 @@ def cmd_report(args) -> int:
     period = Period.from_dates(args.start, args.end)  # CentralError when --to is before --from
     previous = (Period.from_dates(args.compare_from, args.compare_to)
                 if args.compare_from is not None else None)
+    visitors = None
+    if args.visitors is not None:
+        from central.visitors import read_visitor_counts
+
+        visitors = read_visitor_counts(args.visitors)     # before the database: fail fast
     engine = _migrated_engine(args)
     try:
-        report = build_report(engine, period, compare_with=previous, target=args.target)
+        report = build_report(engine, period, compare_with=previous, target=args.target,
+                              visitors=visitors,
+                              visitors_source=args.visitors.name if args.visitors else "")
     finally:
         engine.dispose()
     from central.report_render import render_html, render_pdf

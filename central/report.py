@@ -56,10 +56,20 @@ from central.stats import (
     key_drivers_from_sums,
     part_of_day,
     series_breaks,
+    InvalidInput,
+    post_stratification_weights,
     summarise_counts,
+    summarise_weighted_counts,
     wilson_interval,
 )
-from central.report_query import SERVICE_ASPECT, prepare_session, question_map, read_counts
+from central.report_query import (
+    SERVICE_ASPECT,
+    PeriodCounts,
+    prepare_session,
+    question_map,
+    read_counts,
+)
+from central.visitors import VisitorCountsError
 from kiosk.errors import QuestionnaireError
 from kiosk.questionnaire import Questionnaire, parse_questionnaire
 
@@ -215,6 +225,22 @@ class MethodNote:
     breaks: tuple[tuple[str, SeriesBreak, str, str], ...]  # (questionnaire, break, old, new text)
     unknown_responses: int
     timezone: str
+    weighting: "WeightingNote | None" = None
+
+
+@dataclass(frozen=True)
+class WeightingNote:
+    """How the scorecard was weighted: per aspect of the current period, coverage and design effect.
+
+    ``coverage``: the share of visitors in cells with answers (the estimate speaks
+    for those); ``empty_cells``: cells with visitors but no answer (any aspect).
+    """
+
+    source: str
+    cells: int
+    coverage: Mapping[str, float]
+    design_effect: Mapping[str, float]
+    empty_cells: tuple[tuple[int, str], ...]
 
 
 @dataclass(frozen=True)
@@ -248,11 +274,20 @@ def build_report(engine: Engine, period: Period, *, compare_with: Period | None 
                  target: float = DEFAULT_TARGET, alpha: float = DEFAULT_ALPHA,
                  confidence: float = DEFAULT_CONFIDENCE,
                  thresholds: SmallGroups = SmallGroups(),
-                 title: str = "Klanttevredenheid publieksbalie") -> Report:
+                 title: str = "Klanttevredenheid publieksbalie",
+                 visitors: Mapping[tuple[int, str], float] | None = None,
+                 visitors_source: str = "") -> Report:
     """Read the period (and the comparison period) in one snapshot and build every table.
 
+    ``visitors``: the municipality's visitor counts per (ISO weekday, part of
+    day) (``central.visitors``): the scorecard is then post-stratified
+    (``central.stats.post_stratification_weights``, per aspect, in both periods
+    with the same visitor mix) and its intervals use the effective sample size.
+
     Raises :class:`EmptyPeriod` when the period has no usable response, or no
-    answer to a grade question of a version central knows.
+    answer to a grade question of a version central knows;
+    :class:`central.visitors.VisitorCountsError` when answers fall in cells
+    without visitors.
     """
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
@@ -278,17 +313,25 @@ def build_report(engine: Engine, period: Period, *, compare_with: Period | None 
         return summarise_counts(counts, target=target, confidence=confidence,
                                 thresholds=thresholds)
 
+    weighting = _Weighting(visitors, visitors_source, summary_args=dict(
+        target=target, confidence=confidence, thresholds=thresholds)) if visitors else None
+
+    def headline(counts: PeriodCounts, aspect: str, which: str) -> Summary:
+        if weighting is None:
+            return summary(_merged(counts.grades[aspect].values()))
+        return weighting.summarise(counts.week_hours[aspect], aspect, which)
+
     aspects = _aspect_order(cur.grades, questionnaires)
     scorecard = []
     for aspect in aspects:
         counts = _merged(cur.grades[aspect].values())
-        row = dict(aspect=aspect, summary=summary(counts))
+        row = dict(aspect=aspect, summary=headline(cur, aspect, "current"))
         row["distribution"] = dict(counts) if row["summary"].mean is not None else {}
         if prev is not None:
             if not prev.grades.get(aspect):
                 row["note"] = "niet gevraagd in de vergelijkingsperiode"
             else:
-                row["previous"] = summary(_merged(prev.grades[aspect].values()))
+                row["previous"] = headline(prev, aspect, "comparison")
                 if len(set(cur.grades[aspect]) | set(prev.grades[aspect])) > 1:
                     row["note"] = "niet getoetst: vraagtekst gewijzigd (nieuwe reeks)"
                 else:
@@ -358,7 +401,8 @@ def build_report(engine: Engine, period: Period, *, compare_with: Period | None 
         breaks=_breaks_in(questionnaires, set(cur.versions) | set(
             prev.versions if prev is not None else ())),
         unknown_responses=sum(n for k, n in cur.versions.items() if k not in questionnaires),
-        timezone=period.timezone)
+        timezone=period.timezone,
+        weighting=weighting.note() if weighting is not None else None)
     return Report(title=title, period=period, compare_period=compare_with, target=target,
                   alpha=alpha, confidence=confidence, thresholds=thresholds,
                   scorecard=tuple(scorecard), smileys=tuple(smileys), trends=tuple(trends),
@@ -382,6 +426,47 @@ def earlier_study(report: Report, channel: str = COUNTER_CHANNEL
     study, when = max((o.period, o.study) for o in rows)[::-1]
     return (f"{study} ({when})",
             {o.aspect: o.aggregate for o in rows if (o.study, o.period) == (study, when)})
+
+
+class _Weighting:
+    """Post-stratified summaries from counts per hour of the week, with what the method note needs."""
+
+    def __init__(self, visitors: Mapping[tuple[int, str], float], source: str, summary_args):
+        self.visitors = dict(visitors)
+        self.source = source
+        self.summary_args = summary_args
+        self.coverage: dict[str, float] = {}
+        self.design_effect: dict[str, float] = {}
+        self.empty: set[tuple[int, str]] = set()
+
+    def summarise(self, week_hours: Mapping[int, Mapping[int, int]], aspect: str,
+                  which: str) -> Summary:
+        cells: dict[tuple[int, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        for hour, counts in week_hours.items():
+            cell = (hour // 24 + 1, part_of_day(hour % 24))
+            for value, count in counts.items():
+                cells[cell][value] += count
+        sample = {cell: sum(counts.values()) for cell, counts in cells.items()}
+        try:
+            ps = post_stratification_weights(sample, self.visitors)
+        except InvalidInput as err:
+            raise VisitorCountsError(
+                f"{self.source or 'visitor counts'}: cannot weight {aspect_label(aspect)} in the "
+                f"{which} period: {err}") from None
+        weighted: dict[tuple[int, float], int] = defaultdict(int)
+        for cell, counts in cells.items():
+            for value, count in counts.items():
+                weighted[(value, ps.weights[cell])] += count
+        if which == "current":
+            self.coverage[aspect] = ps.coverage
+            self.design_effect[aspect] = ps.design_effect
+            self.empty.update(ps.empty_cells)
+        return summarise_weighted_counts(weighted, **self.summary_args)
+
+    def note(self) -> WeightingNote:
+        return WeightingNote(self.source, sum(1 for v in self.visitors.values() if v > 0),
+                             dict(self.coverage), dict(self.design_effect),
+                             tuple(sorted(self.empty, key=lambda c: (c[0], PARTS.index(c[1])))))
 
 
 def _merged(tables: Iterable[Mapping[int, int]]) -> dict[int, int]:

@@ -4,30 +4,32 @@ Use::
 
     with engine.connect() as conn:
         questions = question_map(read_questionnaires(conn))
-        counts = read_counts(conn, period, questions)                 # a PeriodCounts
-        counts.grades["totaal"]                                       # {series: {grade: count}}
+        cur, prev = read_counts(conn, period, questions, compare_with)  # PeriodCounts (or None)
+        cur.grades["totaal"]                                            # {series: {grade: count}}
 
 The report needs frequency tables, not answers: a summary of grades is a
 function of how often each grade occurs (``central.stats.summarise_counts``),
 a correlation a function of six sums (``key_drivers_from_sums``). So the
 database counts, grouped by what the report splits on, and at most a few tens
 of thousands of small rows reach Python whatever the number of answers
-(docs/benchmarks.md, "bench/report"). Four queries, each one pass over the
-period's answers joined to their responses:
+(docs/benchmarks.md, "bench/report"). The queries:
 
-* ``cube``: answers to grade and smiley questions, counted per questionnaire
-  version, question, value, local month and local hour of the week;
-* ``services``: grade answers per service the same visitor chose;
-* ``drivers``: per (overall grade question, other question) the sums of a
-  correlation, over the responses that answered both;
-* ``responses``: responses per version, their first start, idle ends, suspect ones.
+* ``responses`` (per period): responses per version, their first start, idle
+  ends, suspect ones;
+* ``cube`` (both periods in one pass over the answers joined to their
+  responses): answers to grade, smiley and service questions, counted per
+  questionnaire version, question, value, period, local month and local hour
+  of the week;
+* ``pairs``: per response of the period its service and overall grade, then
+  every grade and smiley answer counted per (value, service, overall grade):
+  the service grid and the key drivers' sums.
 
 Local time without time-zone support in SQLite: the period's offsets from UTC
 are a handful of constant stretches between daylight-saving changes, found
 here in Python and written into the query as a ``CASE``; so are the UTC starts
 of the local months. Hours of the week count from a local Monday 00:00 on or
-before the period's first day, so every value is a whole number >= 0 in both
-databases.
+before the first day of both periods, so every value is a whole number >= 0 in
+both databases.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ class PeriodCounts:
 
     ``grades[aspect][series][grade]``; ``months[aspect][series][month][grade]``
     (``month``: the first day of a local month); ``week_hours[aspect][hour of the
-    week][grade]`` (0 = Monday 00:00-01:00 local); ``smileys[aspect] = (faces,
+    week][grade]`` (0 = Monday 00:00-01:00 local; both periods: weights need it);
+    ``smileys[aspect] = (faces,
     {face: count})``; ``services[aspect][service][grade]``; ``service_responses[service]``; ``drivers[aspect] =
     [n, sum_x, sum_y, sum_xx, sum_yy, sum_xy]``; ``versions``: responses per
     (questionnaire, version); ``first_seen``: the first start per version.
@@ -194,6 +197,23 @@ def _week_origin(period) -> float:
     return datetime(monday.year, monday.month, monday.day, tzinfo=dt_timezone.utc).timestamp()
 
 
+@dataclass(frozen=True)
+class _Span:
+    """Both periods at once, for the hours of the week (what _local_hour_of_week reads)."""
+
+    first: date
+    start: float
+    end: float
+    timezone: str
+
+
+def _span(period, other=None) -> _Span:
+    if other is None:
+        return _Span(period.first, period.start, period.end, period.timezone)
+    return _Span(min(period.first, other.first), min(period.start, other.start),
+                 max(period.end, other.end), period.timezone)
+
+
 def _local_hour_of_week(period, started):
     first, changes = utc_offsets(period.timezone, period.start, period.end)
     if changes:
@@ -290,8 +310,8 @@ def _read_cube(conn: Connection, period, compare_with, questions: QuestionMap,
                case((in_cur, 1), else_=0).label("cur"),
                (case((in_prev, 1), else_=0) if in_prev is not None else literal(0)).label("prev"),
                case((in_cur, _month_index(period, _r.c.started_at)), else_=-1).label("month"),
-               case((in_cur, _local_hour_of_week(period, _r.c.started_at)),
-                    else_=-1).label("week_hour")]
+               _local_hour_of_week(_span(period, compare_with), _r.c.started_at
+                                   ).label("week_hour")]
     # The buckets are computed in a subquery: PostgreSQL cannot match bound values in GROUP BY.
     # (A materialised CTE of the responses with their buckets was no faster on PostgreSQL 15.)
     inner = (select(*columns)
@@ -319,6 +339,7 @@ def _read_cube(conn: Connection, period, compare_with, questions: QuestionMap,
                 cur.week_hours[aspect][int(hour)][value] += count
             if is_prev:
                 prev.grades[aspect][series][value] += count
+                prev.week_hours[aspect][int(hour)][value] += count
         elif qtype == "smiley" and faces and 1 <= value <= faces and is_cur:
             cur.smileys.setdefault(aspect, (faces, defaultdict(int)))[1][value] += count
 

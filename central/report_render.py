@@ -37,6 +37,8 @@ CHANGE_NL = {Change.UP: "gestegen ▲", Change.DOWN: "gedaald ▼",
              Change.NO_SIGNIFICANT_CHANGE: "geen significante verandering",
              Change.NOT_TESTED: "niet getoetst"}
 HIDDEN = "< 10"
+WEIGHTED_NOTE = (" Gewogen naar het aantal bezoekers per weekdag × dagdeel; n is het aantal "
+                 "antwoorden, het interval rekent met de effectieve omvang (zie Verantwoording).")
 PDF_SCORECARD_HEAD = ("Aspect", "n", "Gem.", "95%-interval", "Doel", "% 1–5 (int.)", "% 8–10",
                       "Vorige", "Verschil", "Verandering (p)")
 nl = charts.nl
@@ -191,6 +193,22 @@ def method_lines(report: Report) -> list[str]:
         f"{m.idle} respons(en) zijn door inactiviteit beëindigd en tellen mee met de antwoorden "
         "die er zijn.",
     ]
+    if m.weighting is not None:
+        w = m.weighting
+        overall = next(iter(w.coverage), None)
+        lines.append(
+            f"Gewogen (poststratificatie) naar het aantal bezoekers per weekdag × dagdeel "
+            f"({w.source or 'bezoekersaantallen'}, {w.cells} cellen): de scorekaart en de "
+            "thermometer, in beide perioden met dezelfde verdeling van bezoekers. De intervallen "
+            "gebruiken de effectieve steekproefomvang (Kish)."
+            + (f" {aspect_label(overall)}: {nl(w.coverage[overall] * 100, 0)} % van de bezoekers "
+               f"valt in cellen met antwoorden, design-effect {nl(w.design_effect[overall], 2)}."
+               if overall else "")
+            + " Verdeling, trend, diensten, weekdag × dagdeel en kerndrijvers zijn ongewogen.")
+        if w.empty_cells:
+            lines.append("Cellen met bezoekers maar zonder antwoorden (de schatting spreekt niet "
+                         "voor deze bezoekers): " + ", ".join(
+                             f"{weekday_label(d)} {PART_NL[p]}" for d, p in w.empty_cells) + ".")
     if m.unknown_responses:
         lines.append(f"{m.unknown_responses} respons(en) van een vragenlijstversie die centraal "
                      "niet kent: niet meegeteld.")
@@ -296,7 +314,8 @@ def render_html(report: Report) -> str:
         "<h2>Scorekaart per aspect</h2>",
         '<p class="note"><b>Gehaald</b>: het hele 95 %-interval ligt boven het doel. <b>Binnen '
         "de marge</b>: het doel ligt in het interval. <b>Onder het doel</b>: het hele interval "
-        "ligt eronder.</p>",
+        "ligt eronder." + (WEIGHTED_NOTE if report.method.weighting is not None else "")
+        + "</p>",
         _table(SCORECARD_HEAD, scorecard_table(report), numeric=(1, 2, 7, 8)),
         _alpha(report),
     ]
@@ -405,7 +424,8 @@ def pages(report: Report) -> list[tuple[str, Figure]]:
     fig.text(0.07, 0.915, _wrap_lines(
         f"{report.method.responses} responsen. Doel: een {nl(report.target)} op elk aspect. "
         f"{compare}Gehaald = het hele 95 %-interval ligt boven het doel; binnen de marge = het "
-        "doel ligt in het interval; onder het doel = het hele interval ligt eronder.", 120),
+        "doel ligt in het interval; onder het doel = het hele interval ligt eronder."
+        + (WEIGHTED_NOTE if report.method.weighting is not None else ""), 120),
         fontsize=8.5, va="top", color=charts.INK)
     head = PDF_SCORECARD_HEAD[:10 if report.compare_period is not None else 7]
     rows = [r[:len(head)] for r in scorecard_table(report)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
+from collections import Counter
 from datetime import datetime
 
 import numpy as np
@@ -663,3 +664,87 @@ def test_intervals_hold_their_estimates(values, confidence):
     assert 0 <= summary.low_share + summary.high_share <= 1
     wider = summarise(values, confidence=0.999)
     assert wider.ci.low <= summary.ci.low and summary.ci.high <= wider.ci.high
+
+
+# ---------------------------------------------------------------------------- from counts
+
+def test_summarise_counts_is_summarise_of_the_values_bit_for_bit():
+    from central.stats import summarise_counts, summarise_weighted_counts
+
+    rng = random.Random(4)
+    values = [rng.choice([3, 5, 6, 7, 7, 8, 8, 8, 9, 10]) for _ in range(997)]
+    counts = dict(Counter(values))
+    assert summarise_counts(counts) == summarise(values)
+    assert summarise_counts({8: 4, 7: 5}) == summarise([8] * 4 + [7] * 5)      # suppressed
+    weights = [rng.choice([0.5, 1.25, 2.0]) for _ in values]
+    grouped = Counter(zip(values, weights))
+    assert summarise_weighted_counts(grouped) == summarise(values, weights=weights)
+    # scipy's own mean and sd of the expanded values, as an outside reference
+    s = summarise_counts(counts)
+    assert s.mean == pytest.approx(float(np.mean(values)), abs=1e-12)
+    assert s.sd == pytest.approx(float(np.std(values, ddof=1)), abs=1e-12)
+
+
+@pytest.mark.parametrize("counts, error, message", [
+    ({}, NoData, "every count is 0"),
+    ({8: 0}, NoData, "every count is 0"),
+    ({11: 3}, InvalidGrade, "whole numbers from 1 to 10"),
+    ({8: -1}, InvalidInput, "whole number of at least 0"),
+    ({8: 2.5}, InvalidInput, "whole number of at least 0"),
+    ([8, 9], InvalidInput, "must be a mapping"),
+])
+def test_summarise_counts_refuses_bad_tables(counts, error, message):
+    from central.stats import summarise_counts
+
+    with pytest.raises(error, match=message):
+        summarise_counts(counts)
+
+
+def test_summarise_weighted_counts_refuses_bad_keys_and_weights():
+    from central.stats import summarise_weighted_counts
+
+    with pytest.raises(InvalidInput, match=r"\(grade, weight\) pair"):
+        summarise_weighted_counts({8: 3})
+    with pytest.raises(InvalidWeights, match="finite numbers of at least 0"):
+        summarise_weighted_counts({(8, -1.0): 3})
+    with pytest.raises(InvalidWeights, match="every weight is 0"):
+        summarise_weighted_counts({(8, 0.0): 3})
+
+
+def test_key_drivers_from_sums_equals_key_drivers_and_numpy():
+    from central.stats import key_drivers_from_sums
+
+    rng = random.Random(9)
+    rows = []
+    for _ in range(400):
+        y = rng.randint(3, 10)
+        rows.append({"totaal": y, "wachttijd": max(1, min(10, y + rng.randint(-3, 2))),
+                     "wachtruimte": rng.randint(1, 5)})
+    expected = key_drivers(rows, overall="totaal")
+    sums = {}
+    for aspect in ("wachttijd", "wachtruimte"):
+        xs = [r[aspect] for r in rows]
+        ys = [r["totaal"] for r in rows]
+        sums[aspect] = (len(xs), sum(xs), sum(ys), sum(x * x for x in xs),
+                        sum(y * y for y in ys), sum(x * y for x, y in zip(xs, ys)))
+        assert expected[aspect].r == pytest.approx(float(np.corrcoef(xs, ys)[0, 1]), abs=1e-12)
+    got = key_drivers_from_sums(sums, overall="totaal")
+    for aspect, driver in expected.items():
+        assert got[aspect].n == driver.n
+        assert got[aspect].r == pytest.approx(driver.r, abs=1e-12)
+        assert got[aspect].ci.low == pytest.approx(driver.ci.low, abs=1e-12)
+    assert key_drivers_from_sums({"x": (0, 0, 0, 0, 0, 0)}) == {"x": None}
+    flat = key_drivers_from_sums({"x": (50, 400, 350, 3200, 2600, 2800)})["x"]
+    assert flat.r is None and "every x answer is the same" in flat.note
+    with pytest.raises(InvalidInput, match="six whole numbers"):
+        key_drivers_from_sums({"x": (5, 1.5, 2, 3, 4, 5)})
+
+
+def test_part_of_day_matches_weekday_part_of_day():
+    from central.stats import part_of_day
+
+    for hour in range(24):
+        moment = datetime(2025, 3, 3, hour)
+        assert weekday_part_of_day(moment) == (1, part_of_day(hour))
+    with pytest.raises(InvalidInput):
+        part_of_day(9, afternoon_from=18, evening_from=17)
