@@ -143,7 +143,7 @@ def thermometer(ax, report: Report) -> None:
     if earlier is not None:
         handles.append(Line2D([], [], marker="s", mfc="white", mec=INK, ls="none", mew=1.2,
                               label=f"eerdere studie: {earlier[0]}"))
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=len(handles),
               frameon=False, fontsize=8)
 
 

@@ -421,20 +421,21 @@ def pages(report: Report) -> list[tuple[str, Figure]]:
     fig = _page("De thermometer: scorekaart per aspect", report)
     compare = (f"Vergeleken met {report.compare_period.label}. "
                if report.compare_period is not None else "")
-    fig.text(0.07, 0.915, _wrap_lines(
+    intro = _wrap_lines(
         f"{report.method.responses} responsen. Doel: een {nl(report.target)} op elk aspect. "
         f"{compare}Gehaald = het hele 95 %-interval ligt boven het doel; binnen de marge = het "
         "doel ligt in het interval; onder het doel = het hele interval ligt eronder."
-        + (WEIGHTED_NOTE if report.method.weighting is not None else ""), 120),
-        fontsize=8.5, va="top", color=charts.INK)
+        + (WEIGHTED_NOTE if report.method.weighting is not None else ""), 120)
+    fig.text(0.07, 0.915, intro, fontsize=8.5, va="top", color=charts.INK)
+    table_top = min(0.875, 0.905 - 0.0145 * (intro.count("\n") + 1))
     head = PDF_SCORECARD_HEAD[:10 if report.compare_period is not None else 7]
     rows = [r[:len(head)] for r in scorecard_table(report)]
     widths = ((0.12, 0.055, 0.05, 0.1, 0.12, 0.12, 0.05, 0.05, 0.06, 0.275)
               if report.compare_period is not None else (0.17, 0.08, 0.1, 0.14, 0.17, 0.2, 0.1))
     rows = [tuple(_wrap_lines(c, 40) if i == 9 else c for i, c in enumerate(r)) for r in rows]
     height = 0.027 * (len(rows) + 1)
-    _text_table(fig, (0.05, 0.875 - height, 0.9, height), head, rows, widths, fontsize=6.4)
-    top = 0.875 - height - 0.05
+    _text_table(fig, (0.05, table_top - height, 0.9, height), head, rows, widths, fontsize=6.4)
+    top = table_top - height - 0.05
     fig.text(0.07, top, "Gemiddelde en 95 %-interval per aspect", fontsize=11, weight="bold",
              color=charts.INK)
     ax = fig.add_axes((0.2, 0.13, 0.72, top - 0.16))

@@ -34,17 +34,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-to", type=date.fromisoformat)
     parser.add_argument("--prefix", default="pagina-")
     parser.add_argument("--dpi", type=int, default=80)
+    parser.add_argument("--visitors", type=Path, help="visitor counts CSV: a weighted report")
+    parser.add_argument("--pages", help="only these page numbers, e.g. 1,7")
     args = parser.parse_args(argv)
+    visitors = None
+    if args.visitors is not None:
+        from central.visitors import read_visitor_counts
+        visitors = read_visitor_counts(args.visitors)
     engine = make_engine(args.database)
     try:
         previous = (Period.from_dates(args.compare_from, args.compare_to)
                     if args.compare_from else None)
         report = build_report(engine, Period.from_dates(args.start, args.end),
-                              compare_with=previous)
+                              compare_with=previous, visitors=visitors,
+                              visitors_source=args.visitors.name if args.visitors else "")
     finally:
         engine.dispose()
     args.folder.mkdir(parents=True, exist_ok=True)
+    wanted = {int(n) for n in args.pages.split(",")} if args.pages else None
     for number, (name, fig) in enumerate(pages(report), start=1):
+        if wanted is not None and number not in wanted:
+            continue
         path = args.folder / f"{args.prefix}{number}-{name}.png"
         fig.savefig(path, dpi=args.dpi, facecolor="white")
         print(path)
