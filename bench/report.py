@@ -95,6 +95,8 @@ def explain(engine, period, compare) -> None:
         for statement, parameters in statements:
             if not statement.lstrip().upper().startswith(("SELECT", "WITH")):
                 continue
+            cube = "AS week_hour" in statement and "per_response" not in statement
+            cursor.execute(f"SET LOCAL enable_sort = {'off' if cube else 'on'}")  # as the report
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
             plan = [row[0] for row in cursor.fetchall()]
             print("\n" + statement.split("\n")[0][:100] + " ...")

@@ -241,10 +241,8 @@ def _in_period(period):
 
 # ---------------------------------------------------------------------------- reading
 
-#: Memory per sort or hash of the report's queries on PostgreSQL (its default is 4 MB).
-#: The planner overestimates the groups of the cube (the local-time expressions)
-#: many times; with the default it sorts on disk instead of hashing a few
-#: thousand groups in memory (docs/benchmarks.md, "bench/report").
+#: Memory per sort or hash of the report's queries on PostgreSQL (its default is 4 MB):
+#: the hash of the period's responses (about 110 bytes each) and the pairs' sorts.
 REPORT_WORK_MEM = "64MB"
 
 
@@ -257,6 +255,20 @@ def prepare_session(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
         conn.exec_driver_sql("SET LOCAL jit = off")
+
+
+def _hash_groups(conn: Connection, on: bool) -> None:
+    """Make PostgreSQL group the cube by hashing (``on``), or plan freely again.
+
+    The planner cannot know how few local months and hours there are: it
+    estimated 4.5 million groups for 21 000 on 5 million answers, chose to sort
+    every row on disk to group them, and spent 12 of the query's 16 s there
+    (bench/report.py --explain). Sorting is switched off for that one query
+    only: elsewhere (grouping by response) the same switch made it walk an
+    index row by row, far slower.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL enable_sort = {'off' if on else 'on'}")
 
 
 def read_counts(conn: Connection, period, questions: QuestionMap, compare_with=None
@@ -321,8 +333,12 @@ def _read_cube(conn: Connection, period, compare_with, questions: QuestionMap,
              .subquery("answered"))
     query = select(*inner.c, func.count()).group_by(*inner.c)
     months = [m for m, _ in month_starts(period)]
-    for qid, version, question, value, text, is_cur, is_prev, month, hour, count in (
-            conn.execute(query)):
+    _hash_groups(conn, True)
+    try:
+        rows = conn.execute(query).all()
+    finally:
+        _hash_groups(conn, False)
+    for qid, version, question, value, text, is_cur, is_prev, month, hour, count in rows:
         version = int(version)
         kind = questions.kind.get((qid, version, question))
         if kind is None or value is None:
