@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from functools import partial
+from pathlib import Path
 
 from kivy.app import App
 from kivy.clock import Clock
 from kivy.core.window import Window
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
+from kiosk import gc_pause
 from kiosk.clock import system_time_source
 from kiosk.flow import VisitorFlow
 from kiosk.i18n import Translator, locale_dir
@@ -17,7 +19,7 @@ from kiosk.opening_hours import OpeningHours
 from kiosk.opening_watch import OpeningHeartbeat, OpeningWatch
 from kiosk.storage_watch import StorageWatch
 from kiosk.switcher import QuestionnaireSwitcher
-from kiosk.ui import load_kv
+from kiosk.ui import FIRST_FRAME_KV, load_kv, with_kv
 from kiosk.ui.admin_control import AdminControl
 from kiosk.ui.answers import make_panel
 from kiosk.ui.closed import ClosedScreen
@@ -51,7 +53,8 @@ class BalieApp(App):
     take writes, the out-of-order screen);
     after the first frame is drawn, one step per frame: the buffer loads
     SQLAlchemy (``Buffer.warm_up``), the kept message to visitors is shown
-    (``kiosk.message_store``), the other screens and panels are made,
+    (``kiosk.message_store``), the other screens, panels and the idle warning
+    are made (each with its kv rules),
     then sync is built and started, then ``on_ready`` fires.
     """
 
@@ -79,7 +82,9 @@ class BalieApp(App):
         self.buffer = buffer
         self.lockdown = lockdown
         self.theme = Theme.from_settings(settings.theme)
-        self.tr = Translator(locale_dir(), settings.languages.default)
+        # Parsed catalogues are kept next to the buffer: the next start skips Babel's reader.
+        self.tr = Translator(locale_dir(), settings.languages.default,
+                             cache_dir=Path(buffer.path).parent / "cache")
         # The message to visitors: the kept copy after the first frame (it works offline and
         # after a restart), central's after each sync round.
         self.message_board = MessageBoard(self.tr)
@@ -95,7 +100,7 @@ class BalieApp(App):
         self.register_event_type("on_ready")
 
     def build(self):
-        load_kv()
+        load_kv(*FIRST_FRAME_KV)  # the other screens' kv rules are loaded as they are made
         settings = self.settings
         flow = VisitorFlow(self.questionnaire, self.buffer,
                            location_id=settings.location.id,
@@ -105,13 +110,18 @@ class BalieApp(App):
         manager = ScreenManager(transition=NoTransition())
         # Only the welcome screen and its panel are made before the first frame;
         # the rest follow one per frame once the terminal is on screen (_warm_up).
-        screens = LazyWidgets({"welcome": WelcomeScreen, "question": QuestionScreen,
-                               "comment": CommentScreen, "thanks": ThanksScreen,
-                               **({"closed": ClosedScreen} if self.opening_hours is not None else {}),
-                               "out_of_order": OutOfOrderScreen})
+        screens = LazyWidgets({
+            "welcome": WelcomeScreen,
+            "question": with_kv(QuestionScreen, "question.kv"),
+            "comment": with_kv(CommentScreen, "keyboard.kv", "comment.kv"),
+            "thanks": with_kv(ThanksScreen, "thanks.kv"),
+            **({"closed": with_kv(ClosedScreen, "closed.kv")}
+               if self.opening_hours is not None else {}),
+            "out_of_order": with_kv(OutOfOrderScreen, "out_of_order.kv")})
         screens.on_built(lambda _name, screen: manager.add_widget(screen))
         panels = self._make_panels(self.questionnaire)
-        self.navigator = Navigator(manager, screens, panels, IdleWarning(), flow, self.tr,
+        dialogs = LazyWidgets({"idle_warning": with_kv(IdleWarning, "idle.kv")})
+        self.navigator = Navigator(manager, screens, panels, dialogs, flow, self.tr,
                                    default_language=settings.languages.default,
                                    languages=settings.languages.available,
                                    timeouts=settings.timeouts)
@@ -172,6 +182,8 @@ class BalieApp(App):
     def _first_frame_drawn(self, *_args) -> None:
         Window.unbind(on_flip=self._first_frame_drawn)
         Clock.schedule_once(lambda _dt: self._start_watchdog(), 0)  # after this frame's flip
+        # `balie-kiosk run` paused the cycle collector for start-up (kiosk.gc_pause).
+        Clock.schedule_once(lambda _dt: gc_pause.resume(), 0)
         self._warm_up_event = Clock.schedule_interval(self._warm_up, 0)
 
     def _start_watchdog(self) -> None:
@@ -196,7 +208,7 @@ class BalieApp(App):
         watchdog.tick()
 
     def _warm_up(self, _dt) -> bool:
-        """One step per frame: the buffer's SQLAlchemy, then each screen and panel, then sync."""
+        """One step per frame: the buffer's SQLAlchemy, then each screen, panel and dialog, then sync."""
         navigator = self.navigator
         if not self._buffer_warmed:
             self._buffer_warmed = True
@@ -210,7 +222,8 @@ class BalieApp(App):
             if kept is not None:
                 self.message_board.show(kept.document)
             return True
-        if navigator.screens.build_next() or navigator.panels.build_next():
+        if (navigator.screens.build_next() or navigator.panels.build_next()
+                or navigator.dialogs.build_next()):
             return True
         self._warm_up_event = None
         self.sync = self._build_sync()

@@ -23,7 +23,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kiosk import __version__
+from kiosk import __version__, gc_pause
 from kiosk.errors import BalieError
 from kiosk.paths import data_dir as resolve_data_dir
 
@@ -99,7 +99,18 @@ def _data_dir(args, settings) -> Path:
 
 
 def cmd_run(args) -> int:
-    """Open the buffer, configure Kivy and run the app until it is stopped."""
+    """Open the buffer, configure Kivy and run the app until it is stopped.
+
+    The cycle collector pauses until the first frame is drawn (:mod:`kiosk.gc_pause`).
+    """
+    gc_pause.pause()
+    try:
+        return _run(args)
+    finally:
+        gc_pause.resume()  # also when start-up fails or the app stops before its first frame
+
+
+def _run(args) -> int:
     from kiosk.buffer import Buffer
     from kiosk.kivy_setup import configure, prepare_environment, quiet_known_noise
 
@@ -123,6 +134,7 @@ def cmd_run(args) -> int:
     display = settings.display
     configure(windowed=args.windowed, width=display.width, height=display.height,
               touch_provider=display.touch_provider)
+    gc_pause.keep_made()  # Kivy's full collection when it makes the window need not look at these
     from kivy.clock import Clock
 
     from kiosk.app import BalieApp

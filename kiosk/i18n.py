@@ -14,9 +14,11 @@ no file: a missing translation falls back to the message id.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 from pathlib import Path
 
-from babel.messages.pofile import read_po
 from kivy.event import EventDispatcher
 from kivy.properties import StringProperty
 
@@ -40,15 +42,49 @@ def locale_dir() -> Path:
     return Path(__file__).resolve().parent / "locale"
 
 
-def load_catalog(path: Path) -> dict[str, str]:
-    """Read one ``.po`` file into ``{msgid: msgstr}``, leaving out untranslated and fuzzy entries."""
-    with open(path, "rb") as handle:
-        catalog = read_po(handle)
-    return {
+def load_catalog(path: Path, cache_dir: Path | None = None) -> dict[str, str]:
+    """Read one ``.po`` file into ``{msgid: msgstr}``, leaving out untranslated and fuzzy entries.
+
+    With ``cache_dir``, the result is also kept there as JSON under the SHA-256
+    of the ``.po`` bytes, and read from there the next time: the terminal's
+    first frame waits for this, and Babel's reader costs ~20 ms of imports and
+    parsing while hashing the file and loading the JSON cost well under 1 ms.
+    An edited ``.po`` has another hash, so it is read again; a cache that cannot
+    be read or written (a full or read-only disk) only costs that time.
+    """
+    data = Path(path).read_bytes()
+    cached = None
+    if cache_dir is not None:
+        digest = hashlib.sha256(data).hexdigest()[:32]
+        cached = Path(cache_dir) / f"{DOMAIN}-{Path(path).parent.parent.name}-{digest}.json"
+        try:
+            catalog = json.loads(cached.read_text(encoding="utf-8"))
+            if isinstance(catalog, dict) and all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in catalog.items()):
+                return catalog
+        except (OSError, ValueError):
+            pass
+    from babel.messages.pofile import read_po
+
+    catalog = {
         message.id: message.string
-        for message in catalog
+        for message in read_po(io.BytesIO(data))
         if message.id and isinstance(message.id, str) and message.string and not message.fuzzy
     }
+    if cached is not None:
+        _keep(cached, catalog)
+    return catalog
+
+
+def _keep(path: Path, catalog: dict[str, str]) -> None:
+    """Write the cache file whole (temp file + rename) or not at all."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(catalog, ensure_ascii=False), encoding="utf-8")
+        partial.replace(path)
+    except OSError:
+        pass
 
 
 def available_languages(directory: Path) -> set[str]:
@@ -69,9 +105,11 @@ class Translator(EventDispatcher):
 
     lang = StringProperty("nl")
 
-    def __init__(self, directory: Path, language: str = "nl", **kwargs):
+    def __init__(self, directory: Path, language: str = "nl", cache_dir: Path | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         self._directory = Path(directory)
+        self._cache_dir = cache_dir  # parsed catalogues kept between starts (load_catalog)
         self._catalogs: dict[str, dict[str, str]] = {}
         self._observers: dict[int, tuple] = {}  # uid -> (func, largs, kwargs)
         self._last_uid = 0
@@ -90,7 +128,8 @@ class Translator(EventDispatcher):
         """Make ``language`` current and re-render every bound text."""
         if language not in self._catalogs:
             path = self._directory / language / "LC_MESSAGES" / f"{DOMAIN}.po"
-            self._catalogs[language] = load_catalog(path) if path.is_file() else {}
+            self._catalogs[language] = (load_catalog(path, self._cache_dir)
+                                        if path.is_file() else {})
         self._current = self._catalogs[language]
         self.lang = language
         for uid, (func, largs, _kwargs) in list(self._observers.items()):

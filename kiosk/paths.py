@@ -12,8 +12,6 @@ import os
 import sys
 from pathlib import Path
 
-import platformdirs
-
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -43,6 +41,8 @@ def assets_dir() -> Path:
 
 def default_data_dir() -> Path:
     """The platform's per-user data folder for Balie (e.g. ``~/.local/share/balie``)."""
+    import platformdirs  # only when no data folder is given (start-up time counts)
+
     return Path(platformdirs.user_data_dir("balie", appauthor=False))
 
 

@@ -129,6 +129,39 @@ def test_fuzzy_and_untranslated_entries_fall_back_to_the_id(de_dir):
     assert tr._("Yes") == "Yes"
 
 
+def test_a_parsed_catalogue_is_kept_and_read_back_without_babel(de_dir, tmp_path, monkeypatch):
+    import babel.messages.pofile as pofile
+
+    po = de_dir / "de" / "LC_MESSAGES" / "balie.po"
+    cache = tmp_path / "cache"
+    first = load_catalog(po, cache)
+    kept = list(cache.glob("balie-de-*.json"))
+    assert first == load_catalog(po) and len(kept) == 1
+    calls = []
+    real = pofile.read_po
+    monkeypatch.setattr(pofile, "read_po", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert load_catalog(po, cache) == first and calls == []          # from the cache
+    # an edited .po has another hash: read again, kept again
+    po.write_text(po.read_text(encoding="utf-8").replace("Überspringen", "Weiter"),
+                  encoding="utf-8")
+    assert load_catalog(po, cache)["Skip"] == "Weiter" and calls == [1]
+    assert len(list(cache.glob("balie-de-*.json"))) == 2
+    # a damaged cache file is read past, and replaced
+    newest = max(cache.glob("balie-de-*.json"), key=lambda f: f.stat().st_mtime_ns)
+    newest.write_text("{not json", encoding="utf-8")
+    assert load_catalog(po, cache)["Skip"] == "Weiter" and calls == [1, 1]
+    assert load_catalog(po, cache)["Skip"] == "Weiter" and calls == [1, 1]
+
+
+def test_a_cache_that_cannot_be_written_only_costs_time(de_dir, tmp_path):
+    po = de_dir / "de" / "LC_MESSAGES" / "balie.po"
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder", encoding="utf-8")
+    assert load_catalog(po, blocked / "cache")["Skip"] == "Überspringen"
+    tr = Translator(de_dir, language="de", cache_dir=blocked / "cache")
+    assert tr._("Skip") == "Überspringen"
+
+
 def test_switching_back_and_forth_uses_the_right_catalogue_each_time(de_dir):
     write_po(de_dir, "nl", NL_PO.read_text(encoding="utf-8"))
     tr = Translator(de_dir, language="nl")

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import threading
 
-from babel.core import UnknownLocaleError
-from babel.numbers import format_decimal
 from kivy.clock import Clock
 from kivy.event import EventDispatcher
 from kivy.properties import ObjectProperty, StringProperty
@@ -36,6 +34,9 @@ _EMPTY = object()
 
 def format_number(value, language: str, pattern: str | None = None) -> str:
     """``value`` in ``language``'s style (nl: ``7,6`` and ``1.234``); English style when unknown."""
+    from babel.core import UnknownLocaleError  # loaded with the first grade line, not at start-up
+    from babel.numbers import format_decimal
+
     try:
         return format_decimal(value, format=pattern, locale=language)
     except (UnknownLocaleError, ValueError):

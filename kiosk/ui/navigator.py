@@ -22,18 +22,19 @@ class Navigator:
 
     ``screens`` maps names (``welcome``, ``question``, ``comment``, ``thanks``,
     ``out_of_order``; ``closed`` with opening hours) to screen widgets inside
-    ``manager``; ``panels`` maps question ids to their answer panels. Both are
-    :class:`kiosk.ui.lazy.LazyWidgets`: a screen or
-    panel is wired here when it is made, and made when first shown if the app
+    ``manager``; ``panels`` maps question ids to their answer panels;
+    ``dialogs`` holds the ``idle_warning`` (:class:`kiosk.ui.idle.IdleWarning`).
+    All three are :class:`kiosk.ui.lazy.LazyWidgets`: a screen, panel or
+    dialog is wired here when it is made, and made when first shown if the app
     has not made it ahead of time.
     """
 
-    def __init__(self, manager, screens, panels, idle_warning, flow: VisitorFlow, tr, *,
+    def __init__(self, manager, screens, panels, dialogs, flow: VisitorFlow, tr, *,
                  default_language: str, languages, timeouts):
         self.manager = manager
         self.screens = screens
         self.panels = panels
-        self.idle_warning = idle_warning
+        self.dialogs = dialogs
         self.flow = flow
         self.tr = tr
         self.default_language = default_language
@@ -53,7 +54,16 @@ class Navigator:
         self._languages = list(languages)
         panels.on_built(self._wire_panel)
         screens.on_built(self._wire_screen)
-        idle_warning.bind(on_still_here=lambda *_: self.still_here())
+        dialogs.on_built(self._wire_dialog)
+
+    @property
+    def idle_warning(self):
+        """The idle warning ("Are you still there?"), made when first asked for."""
+        return self.dialogs["idle_warning"]
+
+    def _wire_dialog(self, name, dialog) -> None:
+        if name == "idle_warning":
+            dialog.bind(on_still_here=lambda *_: self.still_here())
 
     def _wire_panel(self, _question_id, panel) -> None:
         panel.bind(on_answer=lambda _panel, value: self.answer(value))
