@@ -1,4 +1,4 @@
-"""Smoke tests of bench/startup.py and bench/memory.py: tiny runs, figures present, exit 0.
+"""Smoke tests of the benches (bench/*.py): tiny runs, figures present, exit 0.
 
 These check that the benches work and print what docs/benchmarks.md quotes,
 not how fast or small anything is: both run with ``--no-check``, so a missed
@@ -132,3 +132,18 @@ def test_ui_during_sync_bench_prints_its_figures(tmp_path):
     assert re.search(rf"^longest frame during sync {NUMBER} ms \(baseline {NUMBER} ms\); "
                      rf"p99 {NUMBER} ms .*target <= 50 ms: (PASS|FAIL)$", out, re.M), out
     assert not any(p.name.startswith("bench-ui-sync-") for p in tmp_path.iterdir())
+
+
+def test_report_bench_prints_its_figures(tmp_path):
+    # A real (small) run: its own PostgreSQL cluster, one generated year, no copies.
+    out = run_bench("report.py", "--answers", "100000", "--rounds", "1", "--no-check",
+                    tmp_path=tmp_path)
+    made = re.search(r"^generated one year through ingest: (\d+) responses, (\d+) answers", out,
+                     re.M)
+    assert made and 10_000 < int(made.group(1)) < 20_000, out
+    copied = re.search(r"^copied 0x in SQL .*: (\d+) answers", out, re.M)
+    assert copied and int(copied.group(1)) == int(made.group(2)), out
+    for name in ("count", "figures", "report"):
+        assert re.search(rf"^\s+{name}\s+{NUMBER} s\s+{NUMBER}x count$", out, re.M), (name, out)
+    assert re.search(rf"^report / count\(\*\) = {NUMBER}x \(target <= 20x\): (met|NOT met)$",
+                     out, re.M), out
