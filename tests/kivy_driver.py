@@ -189,6 +189,12 @@ class Driver:
         # (it caches the first running app until that app stops).
         self.app.dispatch("on_stop")
         self.frames(2)
+        # A kv rule of this app evaluated in those frames asks the proxy again, and it
+        # caches this (stopped) app anew: the next app's kv rules would then read this
+        # one (its message board, say). Forget it once more, now that nothing runs.
+        from kivy.lang.parser import global_idmap
+
+        object.__setattr__(global_idmap["app"], "_obj", None)
         self.time.restore()
 
 
