@@ -46,6 +46,7 @@ from central.codebook import (
     Published,
     build_codebook,
 )
+from central.export_formats import spreadsheet_safe
 from central.models import Answer, Questionnaire, Response
 
 COLUMNS = ("response_id", "device_id", "location_id", "questionnaire_id", "questionnaire_version",
@@ -100,7 +101,7 @@ def export_csv(engine: Engine, out: IO[str], *, start: float | None = None, end:
             value = row.value_num if row.value_num is not None else row.value_text
             writer.writerow((row.id, row.device_id, row.location_id, row.questionnaire_id,
                              row.questionnaire_version, row.question_id, row.aspect or "",
-                             "" if value is None else value, row.language,
+                             "" if value is None else spreadsheet_safe(value), row.language,
                              format_time(row.answered_at, round_to),
                              _flag(row.time_verified), _flag(row.suspect), row.end_reason))
             count += 1

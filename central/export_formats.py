@@ -23,6 +23,7 @@ stays a comment), and characters XML cannot hold become U+FFFD.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +45,25 @@ class ExportDependencyMissing(CentralError):
 
 # ---------------------------------------------------------------------------- CSV
 
+#: A text cell starting with one of these is a formula to a spreadsheet (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?")
+
+
+def spreadsheet_safe(cell):
+    """A text that a spreadsheet would run as a formula, with ``'`` before it; anything else as is.
+
+    Visitors type comments on the terminal: ``=HYPERLINK(...)`` must reach the
+    bureau as text, not run when the CSV is opened in Excel or LibreOffice
+    (OWASP, "CSV Injection"). Numbers stay as they are, also written as text
+    (``"-1"``, a text variable's missing code, is a number to a spreadsheet too).
+    """
+    if (isinstance(cell, str) and cell.startswith(FORMULA_STARTS)
+            and not _PLAIN_NUMBER.fullmatch(cell)):
+        return "'" + cell
+    return cell
+
+
 def write_csv(path: Path, book: Codebook, rows: Iterable[list]) -> int:
     """The data as CSV (UTF-8, header of variable names); returns the number of rows."""
     iso = _iso_format(book)
@@ -52,7 +72,8 @@ def write_csv(path: Path, book: Codebook, rows: Iterable[list]) -> int:
         writer = csv.writer(fh)
         writer.writerow(book.names)
         for row in rows:
-            writer.writerow([iso(cell) if isinstance(cell, datetime) else cell for cell in row])
+            writer.writerow([iso(cell) if isinstance(cell, datetime) else spreadsheet_safe(cell)
+                             for cell in row])
             count += 1
     return count
 

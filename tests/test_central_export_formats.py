@@ -491,3 +491,26 @@ def test_spss_texts_are_cut_on_character_boundaries():
 
 def test_the_cli_offers_the_formats_the_export_writes():
     assert cli.FORMATS == export_module.FORMATS
+
+
+def test_csv_texts_that_a_spreadsheet_would_run_get_a_quote(tmp_path):
+    from central.export_formats import spreadsheet_safe, write_csv
+
+    assert [spreadsheet_safe(v) for v in ('=1+1', '+31 6', '-2+3+cmd|x', '@SUM(A1)', '\tx',
+                                          '\r=1', 'gewoon', '-1', '-3', '+31', '2,5', 7, None)] == [
+        "'=1+1", "'+31 6", "'-2+3+cmd|x", "'@SUM(A1)", "'\tx", "'\r=1", 'gewoon', '-1', '-3',
+        '+31', '2,5', 7, None]
+    book = build_codebook([Published(QID, 1, STANDAARD.read_text(encoding="utf-8"))],
+                          {(QID, 1): 1}, [Answered(QID, 1, "opmerking", 0, 1)],
+                          include_comments=True)
+
+    class Response:
+        id, location_id, questionnaire_id, questionnaire_version, language = (
+            "r1", "stadhuis", QID, 1, "nl")
+        started_at, time_verified, suspect, end_reason = 1_700_000_000.0, False, False, "idle"
+
+    row = book.row(Response, {"opmerking": '=HYPERLINK("http://x","klik")'})
+    write_csv(tmp_path / "x.csv", book, [row])
+    [written] = read_csv(tmp_path / "x.csv")
+    assert written["opmerking"] == '\'=HYPERLINK("http://x","klik")'
+    assert written["totaal"] == "-1"                      # a missing code stays a number
