@@ -321,6 +321,8 @@ def cmd_device_list(args) -> int:
         if s.no_ratings:
             notes.append(f"{s.id}: no ratings: {duration(s.quiet_open_s)} of opening time "
                          "without a response, by its last heartbeat")
+        if s.out_of_order and not s.revoked:
+            notes.append(f"{s.id}: out of order: {s.out_of_order}, by its last heartbeat")
         if s.questionnaire_error and not s.revoked:
             notes.append(f"{s.id}: questionnaire: {s.questionnaire_error}")
     if notes:

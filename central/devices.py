@@ -105,7 +105,7 @@ def record_heartbeat(engine: Engine, device_id: str, beat: Heartbeat, *, receive
             questionnaire_id=beat.questionnaire.id if beat.questionnaire else None,
             questionnaire_version=beat.questionnaire.version if beat.questionnaire else None,
             questionnaire_error=beat.questionnaire_error, open_now=beat.open_now,
-            quiet_open_s=beat.quiet_open_s))
+            quiet_open_s=beat.quiet_open_s, out_of_order=beat.out_of_order))
 
 
 def known_locations(engine: Engine) -> set[str]:
@@ -124,8 +124,10 @@ class DeviceStatus:
     ``clock``: ``synced``/``unsynced`` as the device reported, ``unknown`` otherwise;
     ``clock_skew_s``: the device's wall clock minus central's at the last heartbeat.
     ``questionnaire``: ``id vN`` the device asks (last heartbeat), ``questionnaire_error``
-    why its last download failed; ``open_now``, ``quiet_open_s``: its opening hours' view.
-    ``status``: ``ok``, ``silent``, ``no ratings``, ``silent, no ratings`` or ``revoked``
+    why its last download failed; ``open_now``, ``quiet_open_s``: its opening hours' view;
+    ``out_of_order``: why it cannot take answers now (its last heartbeat), else None.
+    ``status``: ``ok``, or the states it is in (``silent``, ``no ratings``, ``out of order``,
+    joined by ", "), or ``revoked``
     (:func:`central.fleet.assess`); ``unheard_s``: seconds since central heard from it.
     """
 
@@ -150,6 +152,7 @@ class DeviceStatus:
     questionnaire_error: str | None = None
     open_now: bool | None = None
     quiet_open_s: float | None = None
+    out_of_order: str | None = None
     status: str = "ok"
     silent: bool = False
     no_ratings: bool = False
@@ -192,5 +195,6 @@ def device_statuses(engine: Engine, fleet: FleetSettings | None = None, *,
             revoked=row.revoked_at is not None, revoked_at=row.revoked_at,
             heartbeat_at=row.heartbeat_at, questionnaire=questionnaire,
             questionnaire_error=row.questionnaire_error, open_now=row.open_now,
-            quiet_open_s=row.quiet_open_s, status=health.status, silent=health.silent,
+            quiet_open_s=row.quiet_open_s, out_of_order=row.out_of_order,
+            status=health.status, silent=health.silent,
             no_ratings=health.no_ratings, unheard_s=round(health.unheard_s, 3))

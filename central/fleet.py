@@ -1,4 +1,4 @@
-"""Fleet health: which terminals have gone silent or record no ratings, and logging each change once.
+"""Fleet health: which terminals are silent, record no ratings or are out of order; each change logged once.
 
 Use::
 
@@ -15,7 +15,11 @@ States (``[fleet]`` in central.toml):
 * **no ratings**: the last heartbeat reported at least ``no_ratings_after_s`` of
   opening time since the terminal's last recorded response (``quiet_open_s``:
   the terminal knows its opening hours; terminals that do not send it never
-  are in this state). It is what the last heartbeat said, also when that is old.
+  are in this state). It is what the last heartbeat said, also when that is old;
+* **out of order**: the last heartbeat said the terminal shows its out-of-order
+  screen (its buffer cannot take answers: a full disk, a read-only file
+  system) and why. The terminal recovers by itself once it can write again;
+  until then no visitor can answer there.
 
 A revoked device is never in a state. :func:`check_fleet` keeps the moment it
 noticed a state on the device row (``silent_since``, ``no_ratings_since``), so a
@@ -38,7 +42,7 @@ from central.settings import FleetSettings
 
 log = logging.getLogger("balie.central.fleet")
 _devices = Device.__table__
-STATES = ("silent", "no_ratings")
+STATES = ("silent", "no_ratings", "out_of_order")
 
 
 class DeviceFacts(Protocol):
@@ -47,6 +51,7 @@ class DeviceFacts(Protocol):
     created_at: float
     last_seen_at: float | None
     quiet_open_s: float | None
+    out_of_order: str | None
     revoked_at: float | None
 
 
@@ -55,7 +60,8 @@ class Health:
     """A device's health at one moment.
 
     ``unheard_s``: seconds since central last heard from it (since enrolment if
-    never); ``quiet_open_s``: what its last heartbeat said (None: not reported).
+    never); ``quiet_open_s``, ``reason``: what its last heartbeat said (None: not
+    reported; ``reason``: why it is out of order).
     """
 
     silent: bool
@@ -63,14 +69,16 @@ class Health:
     revoked: bool
     unheard_s: float
     quiet_open_s: float | None
+    out_of_order: bool = False
+    reason: str | None = None
 
     @property
     def status(self) -> str:
-        """``revoked``, ``ok``, ``silent``, ``no ratings`` or ``silent, no ratings``."""
+        """``revoked``, ``ok``, or the states joined: ``silent``, ``no ratings``, ``out of order``."""
         if self.revoked:
             return "revoked"
-        states = [name for name, on in (("silent", self.silent), ("no ratings", self.no_ratings))
-                  if on]
+        states = [name for name, on in (("silent", self.silent), ("no ratings", self.no_ratings),
+                                        ("out of order", self.out_of_order)) if on]
         return ", ".join(states) or "ok"
 
 
@@ -80,15 +88,17 @@ def assess(device: DeviceFacts, fleet: FleetSettings, now: float) -> Health:
     heard = device.last_seen_at if device.last_seen_at is not None else device.created_at
     unheard = max(0.0, now - heard)
     quiet = device.quiet_open_s
+    reason = getattr(device, "out_of_order", None)
     return Health(
         silent=not revoked and unheard >= fleet.silent_after_s,
         no_ratings=not revoked and quiet is not None and quiet >= fleet.no_ratings_after_s,
-        revoked=revoked, unheard_s=unheard, quiet_open_s=quiet)
+        revoked=revoked, unheard_s=unheard, quiet_open_s=quiet,
+        out_of_order=not revoked and reason is not None, reason=reason)
 
 
 @dataclass(frozen=True)
 class Change:
-    """A device entered (``entered``) or left a state (``silent`` / ``no_ratings``).
+    """A device entered (``entered``) or left a state (``silent`` / ``no_ratings`` / ``out_of_order``).
 
     ``message`` is what is logged; empty for a revoked device's state being cleared.
     """
@@ -106,7 +116,7 @@ class Change:
 
 def changes(device, health: Health) -> list[Change]:
     """The changes between what was noticed before (``device.silent_since``,
-    ``device.no_ratings_since``) and ``health`` (pure)."""
+    ``device.no_ratings_since``, ``device.out_of_order_since``) and ``health`` (pure)."""
     name = f"device {device.id} ({device.name}, {device.location})"
     found = []
     for state in STATES:
@@ -118,17 +128,22 @@ def changes(device, health: Health) -> list[Change]:
                         else f"never heard from since its enrolment {when(device.created_at)}")
                 message = (f"{name} is silent: nothing received for {duration(health.unheard_s)} "
                            f"({last})")
-            else:
+            elif state == "no_ratings":
                 message = (f"{name} records no ratings: {duration(health.quiet_open_s)} of "
                            "opening time without a response, by its last heartbeat")
+            else:
+                message = (f"{name} is out of order: visitors cannot answer there "
+                           f"({health.reason}), by its last heartbeat")
             found.append(Change(device.id, state, True, message))
         elif since is not None and not on:
             if health.revoked:
                 message = ""
             elif state == "silent":
                 message = f"{name} is heard from again (silent since {when(since)})"
-            else:
+            elif state == "no_ratings":
                 message = f"{name} records ratings again"
+            else:
+                message = f"{name} takes answers again (out of order since {when(since)})"
             found.append(Change(device.id, state, False, message))
     return found
 
@@ -141,8 +156,9 @@ def check_fleet(engine: Engine, fleet: FleetSettings, *, now: float,
     with engine.begin() as conn:
         rows = conn.execute(select(
             _devices.c.id, _devices.c.name, _devices.c.location, _devices.c.created_at,
-            _devices.c.last_seen_at, _devices.c.quiet_open_s, _devices.c.revoked_at,
-            _devices.c.silent_since, _devices.c.no_ratings_since,
+            _devices.c.last_seen_at, _devices.c.quiet_open_s, _devices.c.out_of_order,
+            _devices.c.revoked_at, _devices.c.silent_since, _devices.c.no_ratings_since,
+            _devices.c.out_of_order_since,
         ).order_by(_devices.c.id).with_for_update()).all()
         for row in rows:
             row_changes = changes(row, assess(row, fleet, now))

@@ -89,8 +89,12 @@ class DeviceCollector:
             "no_ratings": gauge("balie_device_no_ratings", "1: the last heartbeat reports "
                                 "[fleet] no_ratings_after_s of opening time without a response",
                                 labels=self.LABELS),
+            "out_of_order": gauge("balie_device_out_of_order", "1: the last heartbeat says the "
+                                  "terminal shows its out-of-order screen (it cannot take answers)",
+                                  labels=self.LABELS),
             "devices": gauge("balie_devices", "Enrolled devices: active (not revoked), revoked, "
-                             "and the active ones silent / with no ratings", labels=["state"]),
+                             "and the active ones silent / with no ratings / out of order",
+                             labels=["state"]),
         }
 
     def describe(self):
@@ -106,9 +110,9 @@ class DeviceCollector:
             rows = conn.execute(select(
                 _devices.c.id, _devices.c.location, _devices.c.created_at,
                 _devices.c.last_seen_at, _devices.c.backlog, _devices.c.quarantined,
-                _devices.c.quiet_open_s, _devices.c.revoked_at,
+                _devices.c.quiet_open_s, _devices.c.out_of_order, _devices.c.revoked_at,
             ).order_by(_devices.c.id)).all()
-        counts = {"active": 0, "revoked": 0, "silent": 0, "no_ratings": 0}
+        counts = {"active": 0, "revoked": 0, "silent": 0, "no_ratings": 0, "out_of_order": 0}
         for row in rows:
             if row.revoked_at is not None:
                 counts["revoked"] += 1
@@ -118,6 +122,7 @@ class DeviceCollector:
             counts["active"] += 1
             counts["silent"] += health.silent
             counts["no_ratings"] += health.no_ratings
+            counts["out_of_order"] += health.out_of_order
             if row.last_seen_at is not None:
                 families["last_seen"].add_metric(labels, row.last_seen_at)
             if row.backlog is not None:
@@ -126,6 +131,7 @@ class DeviceCollector:
                 families["quarantined"].add_metric(labels, row.quarantined)
             families["silent"].add_metric(labels, int(health.silent))
             families["no_ratings"].add_metric(labels, int(health.no_ratings))
+            families["out_of_order"].add_metric(labels, int(health.out_of_order))
         for state, count in counts.items():
             families["devices"].add_metric([state], count)
         return list(families.values())

@@ -74,6 +74,10 @@ class Device(Base):
     # device enter the state, None while it is not in it. Only used to log each change once.
     silent_since: Mapped[float | None] = mapped_column(Float)
     no_ratings_since: Mapped[float | None] = mapped_column(Float)
+    # Why the terminal shows its out-of-order screen (its buffer cannot take answers), by its
+    # last heartbeat (None: it takes answers), and when central noticed (central.fleet).
+    out_of_order: Mapped[str | None] = mapped_column(Text)
+    out_of_order_since: Mapped[float | None] = mapped_column(Float)
     # Sequence bookkeeping: seq numbers are unique per device and start at 1,
     # so the number of missing ones is highest_seq - seq_count.
     highest_seq: Mapped[int] = mapped_column(BigInteger, default=0)

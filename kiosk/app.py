@@ -230,6 +230,8 @@ class BalieApp(App):
         if self.sync is not None:
             self.sync.uploader.heartbeat_extras.append(OpeningHeartbeat(
                 self.opening_hours, self.buffer, self.time_source, self.started))
+            if self.storage_watch is not None:
+                self.sync.uploader.heartbeat_extras.append(self.storage_watch.heartbeat_fields)
             self.sync.start()
             Clock.schedule_interval(lambda _dt: self.sync.watchdog(), self.SYNC_WATCHDOG_S)
         self.upkeep = self._build_upkeep()

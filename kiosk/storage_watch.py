@@ -92,6 +92,18 @@ class StorageWatch:
             self._try_again()
         self.report(out)
 
+    def heartbeat_fields(self) -> dict:
+        """``out_of_order`` for the heartbeat (``sync.uploader`` heartbeat_extras; any thread).
+
+        Why the terminal cannot take answers now, from the buffer's last failed
+        write (what :meth:`check` goes by), or None: central's fleet health shows
+        and logs it (``central.fleet``, state "out of order").
+        """
+        error = self.buffer.last_write_error
+        if error is None:
+            return {"out_of_order": None}
+        return {"out_of_order": f"the buffer cannot take answers: {error}".replace("\x00", "")[:300]}
+
     def _due(self) -> bool:
         return self._tried_at is None or Clock.time() - self._tried_at >= self.recheck_s
 

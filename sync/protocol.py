@@ -179,6 +179,10 @@ class Heartbeat(_Wire):
     #: Seconds of opening time since the last recorded response (or since the terminal
     #: started, when it has recorded none since): central's "no ratings" signal.
     quiet_open_s: Annotated[float, Field(ge=0, le=1e10, allow_inf_nan=False)] | None = None
+    #: Why the terminal shows its out-of-order screen now (its buffer cannot take answers:
+    #: a full disk, a read-only file system); ``None`` while it takes answers.
+    out_of_order: Annotated[StrictStr, Field(min_length=1, max_length=300,
+                                             pattern=NO_NUL)] | None = None
 
 
 class QuestionnaireDocument(_Wire):

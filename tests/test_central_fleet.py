@@ -1,4 +1,4 @@
-"""Fleet health: silent devices and devices that record no ratings, on a controlled clock;
+"""Fleet health: silent devices, devices that record no ratings or are out of order, on a controlled clock;
 each change logged once (WARNING in, INFO out); the state in ``device list``; the watcher loop.
 """
 
@@ -48,7 +48,7 @@ def device(*, created_at=T0, last_seen_at=None, quiet_open_s=None, revoked_at=No
     return SimpleNamespace(id="dev-1", name="Balie 1", location="stadhuis", created_at=created_at,
                            last_seen_at=last_seen_at, quiet_open_s=quiet_open_s,
                            revoked_at=revoked_at, silent_since=None, no_ratings_since=None,
-                           **rest)
+                           out_of_order_since=None, **rest)
 
 
 # ----------------------------------------------------------------------------- pure rules
@@ -186,6 +186,39 @@ def test_no_ratings_during_opening_hours_is_logged_once_and_recovery_once(engine
                                     "ratings again")]
 
 
+def test_out_of_order_is_logged_once_shown_with_its_reason_and_recovery_once(engine, caplog,
+                                                                          capsys):
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    device_id, _ = enrol(engine, name="Balie 2", location="stadhuis", now=T0)
+    reason = "the buffer cannot take answers: database or disk is full"
+    record_heartbeat(engine, device_id, beat(device_id), received_at=T0 + 10)
+    assert check_fleet(engine, FLEET, now=T0 + 10) == []
+    record_heartbeat(engine, device_id, beat(device_id, out_of_order=reason), received_at=T0 + 20)
+    [change] = check_fleet(engine, FLEET, now=T0 + 20)
+    assert (change.state, change.entered) == ("out_of_order", True)
+    assert check_fleet(engine, FLEET, now=T0 + 80) == []                 # still: no news
+    assert fleet_lines(caplog) == [("WARNING", f"device {device_id} (Balie 2, stadhuis) is out "
+                                    f"of order: visitors cannot answer there ({reason}), by its "
+                                    "last heartbeat")]
+    [status] = device_statuses(engine, FLEET, now=T0 + 80)
+    assert (status.status, status.out_of_order) == ("out of order", reason)
+    record_heartbeat(engine, device_id, beat(device_id), received_at=T0 + 100)
+    check_fleet(engine, FLEET, now=T0 + 100)
+    assert fleet_lines(caplog) == [("INFO", f"device {device_id} (Balie 2, stadhuis) takes "
+                                    "answers again (out of order since 2027-01-15 08:00:20 UTC)")]
+    assert next(device_statuses(engine, FLEET, now=T0 + 100)).status == "ok"
+
+
+def test_an_old_terminal_without_the_field_is_never_out_of_order(engine):
+    device_id, _ = enrol(engine, name="Oud", location="stadhuis", now=T0)
+    old = make_heartbeat(device_id)
+    old.pop("out_of_order", None)
+    record_heartbeat(engine, device_id, Heartbeat.model_validate(old), received_at=T0 + 1)
+    assert next(device_statuses(engine, FLEET, now=T0 + 2)).status == "ok"
+    with pytest.raises(ValueError):
+        beat(device_id, out_of_order="")                                  # empty: say None
+
+
 def test_a_revoked_device_is_never_an_alert_and_its_state_is_cleared_quietly(engine, caplog):
     caplog.set_level(logging.INFO, logger=LOGGER)
     device_id, _ = enrol(engine, name="Weg", location="stadhuis", now=T0)
@@ -247,8 +280,18 @@ def test_device_list_shows_the_state_and_why(engine, capsys):
     assert table[fine].endswith("active") and table[gone].endswith("revoked")
     assert f"{silent}: silent: nothing received for 1 h 06 min (after 30 min)" in out
     assert f"{quiet}: no ratings: 2 h 01 min of opening time without a response" in out
+    broken, _ = enrol(engine, name="Kapot", location="stadhuis", now=now - 10)
+    record_heartbeat(engine, broken, beat(broken, out_of_order="the buffer cannot take answers: "
+                                                                "disk I/O error"), received_at=now)
+    assert main(["device", "list"]) == 0
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if line.startswith(broken)][0].endswith(
+        "out of order")
+    assert (f"{broken}: out of order: the buffer cannot take answers: disk I/O error, by its "
+            "last heartbeat") in out
     assert main(["device", "list", "--json"]) == 0
     shown = {d["id"]: d for d in json.loads(capsys.readouterr().out)}
+    assert shown[broken]["out_of_order"].endswith("disk I/O error")
     assert (shown[silent]["status"], shown[silent]["silent"]) == ("silent", True)
     assert (shown[quiet]["status"], shown[quiet]["no_ratings"]) == ("no ratings", True)
     assert shown[fine]["status"] == "ok" and shown[gone]["status"] == "revoked"

@@ -112,7 +112,8 @@ def test_device_gauges_come_from_the_database_at_scrape_time(central):
     fake.advance(60)
     requests.post(base_url + HEARTBEAT_PATH, headers=auth, timeout=(5, 30),
                   json=make_heartbeat(device_id, backlog=42, quarantined=3, open_now=True,
-                                      quiet_open_s=8000.0))
+                                      quiet_open_s=8000.0,
+                                      out_of_order="the buffer cannot take answers: disk full"))
     samples = scrape(base_url)
     mine = device_labels(device_id)
     assert samples[("balie_device_last_seen_timestamp_seconds", mine)] == T0 + 60
@@ -120,14 +121,16 @@ def test_device_gauges_come_from_the_database_at_scrape_time(central):
     assert samples[("balie_device_quarantined", mine)] == 3
     assert samples[("balie_device_silent", mine)] == 0
     assert samples[("balie_device_no_ratings", mine)] == 1
+    assert samples[("balie_device_out_of_order", mine)] == 1
     new = device_labels(never, "bibliotheek")
     assert ("balie_device_last_seen_timestamp_seconds", new) not in samples    # never seen
     assert ("balie_device_backlog", new) not in samples
     assert samples[("balie_device_silent", new)] == 0
     assert not any(dict(labels).get("device") == gone for _, labels in samples)  # revoked: left out
     assert {state: samples[("balie_devices", (("state", state),))]
-            for state in ("active", "revoked", "silent", "no_ratings")} == {
-        "active": 2, "revoked": 1, "silent": 0, "no_ratings": 1}
+            for state in ("active", "revoked", "silent", "no_ratings", "out_of_order")} == {
+        "active": 2, "revoked": 1, "silent": 0, "no_ratings": 1, "out_of_order": 1}
+    assert samples[("balie_device_out_of_order", device_labels(never, "bibliotheek"))] == 0
 
     fake.advance(1800)                                       # the next scrape sees the silence
     samples = scrape(base_url)

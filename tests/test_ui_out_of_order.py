@@ -163,6 +163,9 @@ def test_a_full_disk_puts_the_terminal_out_of_order_and_freeing_space_brings_it_
             driver.frames(3)
             assert driver.screen == "out_of_order"
             assert driver.app.buffer.last_write_cause == "full"
+            # what the next heartbeat tells central (central.fleet: "out of order")
+            said = driver.app.storage_watch.heartbeat_fields()["out_of_order"]
+            assert said.startswith("the buffer cannot take answers: ") and len(said) <= 300
 
             # Staff: the hidden gesture works here, and the admin screen says why.
             admin = open_admin(driver)
@@ -181,6 +184,7 @@ def test_a_full_disk_puts_the_terminal_out_of_order_and_freeing_space_brings_it_
             filler.unlink()
             back_in_order(driver)
             assert driver.navigator.out_of_order is False
+            assert driver.app.storage_watch.heartbeat_fields() == {"out_of_order": None}
             whole_visit(driver, 10)
         finally:
             driver.close()
