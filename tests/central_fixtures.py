@@ -204,3 +204,12 @@ def make_batch(device_id: str, records: list[dict], *, sent: dict | None = None,
     """A wire ``Batch``; ``sent`` defaults to a reading of boot-a after all records."""
     return {"device_id": device_id, "app_version": app_version,
             "sent": sent or clock(1_700_100_000.0, 100_000.0), "responses": records}
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    """``balie-central`` with ``argv`` (paths and numbers become text): (status, stdout, stderr)."""
+    from central.cli import main
+
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err

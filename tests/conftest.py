@@ -110,3 +110,26 @@ def pg_url(pg_cluster, request):
         yield url
     finally:
         pg_cluster.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request, tmp_path, monkeypatch):
+    """A fresh, migrated central database (SQLite, then PostgreSQL), also named in
+    BALIE_DATABASE_URL for the CLI. A test module may define its own ``database``."""
+    from tests.central_fixtures import central_settings, fresh_database, migrate
+
+    url = fresh_database(request, tmp_path)
+    monkeypatch.setenv("BALIE_DATABASE_URL", url)
+    monkeypatch.delenv("BALIE_CENTRAL_CONFIG", raising=False)
+    migrate(central_settings(url))
+    return url
+
+
+@pytest.fixture
+def engine(database):
+    """An engine on ``database``, disposed after the test."""
+    from central.db import make_engine
+
+    engine = make_engine(database)
+    yield engine
+    engine.dispose()

@@ -22,13 +22,13 @@ from central.codebook import (
     build_codebook,
     spss_name,
 )
-from central.db import make_engine
 from central.devices import enrol
 from central.export_formats import fit_bytes, wrap_bytes, write_xlsx
 from central.ingest import ingest_batch
 from central.questionnaires import publish, read_questionnaire_file
 from sync.protocol import Batch
-from tests.central_fixtures import STANDAARD, central_settings, clock, fresh_database, migrate
+from tests.central_fixtures import STANDAARD, clock
+from tests.central_fixtures import cli as run
 
 QID = "balie-standaard"
 V1_WACHTTIJD = "Wat vond u van de wachttijd?"
@@ -58,23 +58,6 @@ def utc(text: str) -> float:
 
 
 # ----------------------------------------------------------------------------- data
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request, tmp_path, monkeypatch):
-    """A fresh, migrated database, named in BALIE_DATABASE_URL for the CLI."""
-    url = fresh_database(request, tmp_path)
-    monkeypatch.setenv("BALIE_DATABASE_URL", url)
-    monkeypatch.delenv("BALIE_CENTRAL_CONFIG", raising=False)
-    migrate(central_settings(url))
-    return url
-
-
-@pytest.fixture
-def engine(database):
-    engine = make_engine(database)
-    yield engine
-    engine.dispose()
-
 
 def version_2(folder: Path) -> Path:
     """The shipped questionnaire as v2: wachttijd reworded, verwachting dropped, an option added."""
@@ -128,12 +111,6 @@ def visits(engine, tmp_path) -> dict[str, str]:
     results = ingest_batch(engine, device_id, batch, received_at=received_at)
     assert [r.status for r in results] == ["accepted"] * len(VISITS)
     return {name: str(uuid.uuid5(uuid.NAMESPACE_URL, name)) for name in VISITS}
-
-
-def run(capsys, *argv):
-    status = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def by_id(rows: list[dict], visits: dict[str, str], key="response_id") -> dict[str, dict]:

@@ -30,7 +30,6 @@ from sync.protocol import BATCHES_PATH, HEARTBEAT_PATH, Heartbeat
 from tests.central_fixtures import (
     FakeClock,
     central_settings,
-    fresh_database,
     make_batch,
     make_heartbeat,
     make_record,
@@ -104,22 +103,6 @@ def test_durations_read_well():
 
 
 # ----------------------------------------------------------------------------- on a database
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request, tmp_path, monkeypatch):
-    url = fresh_database(request, tmp_path)
-    monkeypatch.setenv("BALIE_DATABASE_URL", url)
-    monkeypatch.delenv("BALIE_CENTRAL_CONFIG", raising=False)
-    migrate(central_settings(url))
-    return url
-
-
-@pytest.fixture
-def engine(database):
-    engine = make_engine(database)
-    yield engine
-    engine.dispose()
 
 
 def beat(device_id, **fields) -> Heartbeat:

@@ -13,8 +13,6 @@ import time
 import pytest
 import requests
 
-from central.cli import main
-from central.db import make_engine
 from central.devices import revoke
 from central.ingest import ingest_batch
 from central.messages import (
@@ -28,13 +26,12 @@ from central.messages import (
 from central.stats import summarise
 from sync.protocol import MESSAGE_PATH, Batch, ErrorBody, MessageDocument
 from tests.central_fixtures import (
+    cli,
     FakeClock,
     central_settings,
     enrol_device,
-    fresh_database,
     make_batch,
     make_record,
-    migrate,
     run_central,
 )
 
@@ -42,29 +39,6 @@ NL = "Wij bellen u binnen 2 werkdagen terug."
 EN = "We call you back within 2 working days."
 NOW = 1_800_000_000.0
 DAY = 86400.0
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request, tmp_path, monkeypatch):
-    """A fresh, migrated database, also named in BALIE_DATABASE_URL for the CLI."""
-    url = fresh_database(request, tmp_path)
-    monkeypatch.setenv("BALIE_DATABASE_URL", url)
-    monkeypatch.delenv("BALIE_CENTRAL_CONFIG", raising=False)
-    migrate(central_settings(url))
-    return url
-
-
-@pytest.fixture
-def engine(database):
-    engine = make_engine(database)
-    yield engine
-    engine.dispose()
-
-
-def cli(capsys, *argv):
-    status = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 _seqs: dict[str, itertools.count] = {}

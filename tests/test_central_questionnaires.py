@@ -18,7 +18,6 @@ from sqlalchemy import event, insert
 from sqlalchemy.exc import IntegrityError
 
 from central.cli import main
-from central.db import make_engine
 from central.devices import device_statuses, revoke
 from central.errors import QuestionnaireConflict
 from central.models import Questionnaire as QuestionnaireRow
@@ -40,40 +39,16 @@ from sync.protocol import (
 )
 from tests.central_fixtures import (
     central_settings,
+    cli,
     enrol_device,
-    fresh_database,
     make_batch,
     make_heartbeat,
     make_record,
-    migrate,
     questionnaire_file,
     run_central,
 )
 
 QID = "balie-standaard"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request, tmp_path, monkeypatch):
-    """A fresh, migrated database, also named in BALIE_DATABASE_URL for the CLI."""
-    url = fresh_database(request, tmp_path)
-    monkeypatch.setenv("BALIE_DATABASE_URL", url)
-    monkeypatch.delenv("BALIE_CENTRAL_CONFIG", raising=False)
-    migrate(central_settings(url))
-    return url
-
-
-@pytest.fixture
-def engine(database):
-    engine = make_engine(database)
-    yield engine
-    engine.dispose()
-
-
-def cli(capsys, *argv):
-    status = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def sha256_file(path: Path) -> str:

@@ -10,39 +10,15 @@ import json
 
 import pytest
 
-from central.cli import main
-from central.db import make_engine
 from central.stats import Aggregate, compare, summarise
 from central.study_results import ResultKey, aggregates, list_results, parse_results
-from tests.central_fixtures import central_settings, fresh_database, migrate
+from tests.central_fixtures import cli
 
 GOOD = """study,year,channel,aspect,mean,sd,n,share_low,share_high
 KTO 2023,2023,balie,totaal,7.4,1.3,412,0.08,0.55
 KTO 2023,2023,telefoon,totaal,6.9,1.6,380,14%,41%
 KTO 2023,2023,web,wachttijd,6.5,1.9,97,,
 """
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request, tmp_path, monkeypatch):
-    url = fresh_database(request, tmp_path)
-    monkeypatch.setenv("BALIE_DATABASE_URL", url)
-    monkeypatch.delenv("BALIE_CENTRAL_CONFIG", raising=False)
-    migrate(central_settings(url))
-    return url
-
-
-@pytest.fixture
-def engine(database):
-    engine = make_engine(database)
-    yield engine
-    engine.dispose()
-
-
-def cli(capsys, *argv):
-    status = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def write(tmp_path, text, name="kto-2023.csv", encoding="utf-8"):
