@@ -22,6 +22,8 @@ from pathlib import Path
 from kivy.event import EventDispatcher
 from kivy.properties import StringProperty
 
+from kiosk.atomic_file import write_atomic
+
 DOMAIN = "balie"
 
 #: How each language names itself on the language switch.
@@ -77,12 +79,10 @@ def load_catalog(path: Path, cache_dir: Path | None = None) -> dict[str, str]:
 
 
 def _keep(path: Path, catalog: dict[str, str]) -> None:
-    """Write the cache file whole (temp file + rename) or not at all."""
+    """Write the cache file whole (kiosk.atomic_file) or not at all."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(catalog, ensure_ascii=False), encoding="utf-8")
-        partial.replace(path)
+        write_atomic(path, json.dumps(catalog, ensure_ascii=False).encode("utf-8"))
     except OSError:
         pass
 

@@ -10,7 +10,7 @@ Use::
 
 The file ``message-central.json`` holds the document as central sent it, its
 ETag and when it was fetched (no secrets: mode 0644). It is replaced
-atomically (:func:`kiosk.questionnaire_store.write_atomic`), so the last good
+atomically (:func:`kiosk.atomic_file.write_atomic`), so the last good
 message survives a power cut, a restart and any time offline. On load it is
 checked again (the wire model and :func:`sync.message_text.text_problem`); a
 damaged file is logged and treated as none (the next fetch asks without ETag).
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sync.protocol import MessageDocument
 
-from kiosk.questionnaire_store import write_atomic
+from kiosk.atomic_file import fsync_folder, write_atomic
 from sync.message_text import text_problem
 
 log = logging.getLogger(__name__)
@@ -112,9 +112,5 @@ class MessageStore:
             self.path.unlink()
         except FileNotFoundError:
             return False
-        dir_fd = os.open(self.folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_folder(self.folder)
         return True

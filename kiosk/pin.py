@@ -38,6 +38,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from kiosk.atomic_file import write_atomic
 from kiosk.errors import BalieError
 
 log = logging.getLogger(__name__)
@@ -125,35 +126,10 @@ def is_encoded_hash(text: str) -> bool:
 def write_private_file(path: Path, data: bytes) -> None:
     """Replace ``path`` atomically with ``data``, mode 0600 from the first byte (raises OSError).
 
-    Written to a temporary file in the same folder, fsynced, renamed over the
-    old one, and the folder fsynced: a power cut leaves the old file or the new
-    one, never half of either.
+    The folder is made if missing; see :func:`kiosk.atomic_file.write_atomic`.
     """
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a leftover file
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, data, 0o600)
 
 
 @dataclass(frozen=True)

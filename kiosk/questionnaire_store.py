@@ -29,6 +29,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from kiosk.atomic_file import write_atomic
 from kiosk.errors import QuestionnaireError
 from kiosk.questionnaire import Questionnaire, parse_questionnaire
 
@@ -116,34 +117,6 @@ class CentralCopy:
                             self.meta_path, err)
             return {}
         return data if isinstance(data, dict) and data.get("format") == FORMAT else {}
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data``: temp file in the same folder, fsync, rename, fsync folder."""
-    folder = path.parent
-    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-        try:
-            os.fchmod(fd, mode)  # the same mode whatever the umask
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def choose_questionnaire(config_questionnaire: Questionnaire, store: CentralCopy) -> InUse:

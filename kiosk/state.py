@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from kiosk.atomic_file import write_atomic
 from kiosk.errors import BalieError
 
 STATE_FILE = "device-state.json"
@@ -131,29 +132,9 @@ class DeviceStateStore:
         body = json.dumps({"format": FORMAT, "central_url": state.central_url,
                            "device_id": state.device_id, "token": state.token,
                            "enrolled_at": state.enrolled_at}, indent=2).encode() + b"\n"
-        folder = self.path.parent
-        tmp = folder / f".{STATE_FILE}.{os.getpid()}.tmp"
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a leftover file
-                view = memoryview(body)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-            dir_fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path, body, 0o600)
         except OSError as err:
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
             raise DeviceStateError(f"device state {self.path}: cannot write it: "
                                    f"{err.strerror or err}") from None
