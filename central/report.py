@@ -371,12 +371,8 @@ def build_report(engine: Engine, period: Period, *, compare_with: Period | None 
                      sorted(cur.service_responses.items(), key=lambda kv: (-kv[1], kv[0])))
 
     heat_aspect = OVERALL if OVERALL in cur.grades else aspects[0]
-    cells: dict[tuple[int, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for hour, counts in cur.week_hours[heat_aspect].items():
-        cell = (hour // 24 + 1, part_of_day(hour % 24))
-        for value, count in counts.items():
-            cells[cell][value] += count
-    heatmap = {cell: summary(counts) for cell, counts in cells.items()}
+    heatmap = {cell: summary(counts)
+               for cell, counts in cell_counts(cur.week_hours[heat_aspect]).items()}
 
     drivers: dict[str, Driver | None] = {}
     if OVERALL in cur.grades and cur.drivers:
@@ -441,11 +437,7 @@ class _Weighting:
 
     def summarise(self, week_hours: Mapping[int, Mapping[int, int]], aspect: str,
                   which: str) -> Summary:
-        cells: dict[tuple[int, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
-        for hour, counts in week_hours.items():
-            cell = (hour // 24 + 1, part_of_day(hour % 24))
-            for value, count in counts.items():
-                cells[cell][value] += count
+        cells = cell_counts(week_hours)
         sample = {cell: sum(counts.values()) for cell, counts in cells.items()}
         try:
             ps = post_stratification_weights(sample, self.visitors)
@@ -467,6 +459,17 @@ class _Weighting:
         return WeightingNote(self.source, sum(1 for v in self.visitors.values() if v > 0),
                              dict(self.coverage), dict(self.design_effect),
                              tuple(sorted(self.empty, key=lambda c: (c[0], PARTS.index(c[1])))))
+
+
+def cell_counts(week_hours: Mapping[int, Mapping[int, int]]
+                ) -> dict[tuple[int, str], dict[int, int]]:
+    """{hour of the week (0 = Monday 00:00 local): {grade: count}} per (ISO weekday, part of day)."""
+    cells: dict[tuple[int, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for hour, counts in week_hours.items():
+        cell = (hour // 24 + 1, part_of_day(hour % 24))
+        for value, count in counts.items():
+            cells[cell][value] += count
+    return cells
 
 
 def _merged(tables: Iterable[Mapping[int, int]]) -> dict[int, int]:

@@ -234,9 +234,14 @@ def _month_index(period, started):
                 else_=len(starts) - 1)
 
 
+def _within(period):
+    """Responses started in ``period`` (whole local days: ``[start, end)``)."""
+    return and_(_r.c.started_at >= period.start, _r.c.started_at < period.end)
+
+
 def _in_period(period):
-    return and_(_r.c.started_at >= period.start, _r.c.started_at < period.end,
-                _r.c.suspect.is_(False))
+    """Responses started in ``period`` that count (not suspect)."""
+    return and_(_within(period), _r.c.suspect.is_(False))
 
 
 # ---------------------------------------------------------------------------- reading
@@ -294,7 +299,7 @@ def _read_responses(conn: Connection, period, out: PeriodCounts) -> None:
     query = (select(_r.c.questionnaire_id, _r.c.questionnaire_version, _r.c.suspect,
                     func.count(), func.min(_r.c.started_at),
                     func.sum(case((_r.c.end_reason == "idle", 1), else_=0)))
-             .where(_r.c.started_at >= period.start, _r.c.started_at < period.end)
+             .where(_within(period))
              .group_by(_r.c.questionnaire_id, _r.c.questionnaire_version, _r.c.suspect))
     for qid, version, suspect, n, first, idle in conn.execute(query):
         if suspect:
@@ -305,10 +310,6 @@ def _read_responses(conn: Connection, period, out: PeriodCounts) -> None:
         out.idle += int(idle or 0)
         out.versions[key] = out.versions.get(key, 0) + n
         out.first_seen[key] = min(first, out.first_seen.get(key, first))
-
-
-def _within(period):
-    return and_(_r.c.started_at >= period.start, _r.c.started_at < period.end)
 
 
 def _read_cube(conn: Connection, period, compare_with, questions: QuestionMap,
