@@ -4,6 +4,7 @@ Use::
 
     write_atomic(path, data)               # mode 0644
     write_atomic(path, data, 0o600)        # private from the first byte (tokens, PIN hash)
+    write_atomic(path, data, durable=False)   # a cache: whole or absent, no fsync wait
 
 Written to a temporary file in the same folder, fsynced, renamed over the old
 one, and the folder fsynced. The folder must exist. Raises ``OSError``; the
@@ -16,8 +17,13 @@ import os
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data``: temp file in the same folder, fsync, rename, fsync folder."""
+def write_atomic(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = True) -> None:
+    """Replace ``path`` with ``data``: temp file in the same folder, fsync, rename, fsync folder.
+
+    ``durable=False`` skips both fsyncs, for caches that can be rebuilt: after a
+    power cut the file may be old, empty or missing, so the reader must check
+    what it reads.
+    """
     folder = path.parent
     tmp = folder / f".{path.name}.{os.getpid()}.tmp"
     try:
@@ -27,7 +33,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -37,7 +44,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         except OSError:
             pass
         raise
-    fsync_folder(folder)
+    if durable:
+        fsync_folder(folder)
 
 
 def fsync_folder(folder: Path) -> None:

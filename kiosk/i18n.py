@@ -79,10 +79,11 @@ def load_catalog(path: Path, cache_dir: Path | None = None) -> dict[str, str]:
 
 
 def _keep(path: Path, catalog: dict[str, str]) -> None:
-    """Write the cache file whole (kiosk.atomic_file) or not at all."""
+    """Write the cache file whole or not at all; no fsync: this may run on the UI thread (a
+    language switch), and a cache lost to a power cut is only read again from the .po."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(catalog, ensure_ascii=False).encode("utf-8"))
+        write_atomic(path, json.dumps(catalog, ensure_ascii=False).encode("utf-8"), durable=False)
     except OSError:
         pass
 
