@@ -65,7 +65,8 @@ RESPONSE_COLUMNS = (
     "started_at", "time_verified", "content_hash")
 ANSWER_COLUMNS = (
     "id", "response_id", "ordinal", "question_id", "aspect", "value_num", "value_text",
-    "at_wall", "at_boot", "at_mono", "answered_at", "time_verified")
+    "at_wall", "at_boot", "at_mono", "answered_at", "time_verified",
+    "questionnaire_id", "questionnaire_version", "started_at", "suspect", "service", "overall")
 
 
 @dataclass
@@ -81,7 +82,7 @@ class Prepared:
 
 def staging_rows(device_id: str, batch, received_at: float) -> tuple[list[tuple], list[tuple]]:
     """Every column central stores for ``batch``, as tuples in table order."""
-    from central.ingest import content_hash
+    from central.ingest import content_hash, report_keys
     from central.timecorrect import corrected_time
 
     sent = batch.sent
@@ -93,12 +94,15 @@ def staging_rows(device_id: str, batch, received_at: float) -> tuple[list[tuple]
             r.language, r.started.wall, r.started.boot_id, r.started.mono, r.closed_wall,
             r.end_reason, r.suspect, r.suspect_reason, received_at, sent.wall, sent.boot_id,
             sent.mono, started_at, verified, content_hash(r)))
+        service, overall = report_keys(r.answers)
         for a in r.answers:
             at, ok = corrected_time(a.at, sent=sent, received_at=received_at)
             numeric = isinstance(a.value, int)
             answers.append((
                 a.id, r.id, a.ordinal, a.question_id, a.aspect, a.value if numeric else None,
-                None if numeric else a.value, a.at.wall, a.at.boot_id, a.at.mono, at, ok))
+                None if numeric else a.value, a.at.wall, a.at.boot_id, a.at.mono, at, ok,
+                r.questionnaire.id, r.questionnaire.version, started_at, r.suspect, service,
+                overall))
     return responses, answers
 
 

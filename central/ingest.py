@@ -63,7 +63,10 @@ RESPONSE_COLUMNS = (
     "started_at", "time_verified", "content_hash")
 ANSWER_COLUMNS = (
     "id", "response_id", "ordinal", "question_id", "aspect", "value_num", "value_text",
-    "at_wall", "at_boot", "at_mono", "answered_at", "time_verified")
+    "at_wall", "at_boot", "at_mono", "answered_at", "time_verified",
+    "questionnaire_id", "questionnaire_version", "started_at", "suspect", "service", "overall")
+#: The aspects of the answers whose values every answer of the response carries (report keys).
+SERVICE_ASPECT, OVERALL_ASPECT = "dienst", "totaal"
 assert RESPONSE_COLUMNS == tuple(c.name for c in _responses.columns), "central.models changed"
 assert ANSWER_COLUMNS == tuple(c.name for c in _answers.columns), "central.models changed"
 
@@ -249,6 +252,8 @@ def _ingest(conn: Connection, device_id: str, batch: Batch, hashes: list[str],
             record.location_id, record.language, started.wall, started.boot_id, started.mono,
             record.closed_wall, record.end_reason, record.suspect, record.suspect_reason,
             received_at, sent_wall, sent_boot, sent_mono, started_at, started_ok, digest))
+        qid, version, suspect = record.questionnaire.id, record.questionnaire.version, record.suspect
+        service, overall = report_keys(answers)
         for a in answers:
             at = a.at
             value = a.value
@@ -259,7 +264,8 @@ def _ingest(conn: Connection, device_id: str, batch: Batch, hashes: list[str],
                 answered_at, ok = at.wall, False
             answer_rows.append((
                 a.id, rid, a.ordinal, a.question_id, a.aspect, value if numeric else None,
-                None if numeric else value, at.wall, at.boot_id, at.mono, answered_at, ok))
+                None if numeric else value, at.wall, at.boot_id, at.mono, answered_at, ok,
+                qid, version, started_at, suspect, service, overall))
         results.append(RecordResult(id=rid, status="accepted"))
 
     if response_rows:
@@ -273,6 +279,28 @@ def _ingest(conn: Connection, device_id: str, batch: Batch, hashes: list[str],
         )
     )
     return results
+
+
+def report_keys(answers: Sequence[AnswerRecord]) -> tuple[str | None, int | None]:
+    """The response's service and overall grade, stored on each of its answers (central.models.Answer).
+
+    Service: the value of the first answer (by ordinal) with aspect ``dienst`` and
+    a text value; overall: of the first with aspect ``totaal`` and a whole number
+    1-10. ``None`` where there is none. (Migration 0006 fills older answers the same way.)
+    """
+    service = overall = None
+    service_at = overall_at = None
+    for a in answers:
+        aspect = a.aspect
+        if aspect == SERVICE_ASPECT:
+            if type(a.value) is str and (service_at is None or a.ordinal < service_at):
+                service, service_at = a.value, a.ordinal
+        elif aspect == OVERALL_ASPECT:
+            value = a.value
+            if (type(value) is int and 1 <= value <= 10
+                    and (overall_at is None or a.ordinal < overall_at)):
+                overall, overall_at = value, a.ordinal
+    return service, overall
 
 
 def _rejected(rid: str, reason: str) -> RecordResult:

@@ -115,7 +115,8 @@ class Response(Base):
 
 
 class Answer(Base):
-    """One answer of a response: the raw value, raw clocks and the corrected time."""
+    """One answer of a response: the raw value, raw clocks, the corrected time, and the
+    response's fields the report counts by."""
 
     __tablename__ = "answers"
 
@@ -132,6 +133,18 @@ class Answer(Base):
     at_mono: Mapped[float] = mapped_column(Float)
     answered_at: Mapped[float] = mapped_column(Float)  # corrected (central.timecorrect)
     time_verified: Mapped[bool] = mapped_column(Boolean)
+    # Copies of what the report splits on from the answer's response, written by ingest with
+    # the answer (a stored response never changes): the report then counts answers in one
+    # scan of this table, without joining millions of them to their responses
+    # (docs/benchmarks.md, "bench/report"). ``service``: the value of the response's first
+    # answer (by ordinal) with aspect ``dienst`` and a text value; ``overall``: of its first
+    # answer with aspect ``totaal`` and a whole number 1-10 (None: the response has none).
+    questionnaire_id: Mapped[str] = mapped_column(String(64))
+    questionnaire_version: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[float] = mapped_column(Float)
+    suspect: Mapped[bool] = mapped_column(Boolean)
+    service: Mapped[str | None] = mapped_column(Text)
+    overall: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Questionnaire(Base):

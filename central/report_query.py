@@ -16,13 +16,16 @@ of thousands of small rows reach Python whatever the number of answers
 
 * ``responses`` (per period): responses per version, their first start, idle
   ends, suspect ones;
-* ``cube`` (both periods in one pass over the answers joined to their
-  responses): answers to grade, smiley and service questions, counted per
-  questionnaire version, question, value, period, local month and local hour
-  of the week;
-* ``pairs``: per response of the period its service and overall grade, then
-  every grade and smiley answer counted per (value, service, overall grade):
-  the service grid and the key drivers' sums.
+* ``cube`` (both periods in one pass over the answers): answers to grade,
+  smiley and service questions, counted per questionnaire version, question,
+  value, period, local month and local hour of the week;
+* ``pairs``: every grade and smiley answer of the period counted per (value,
+  service, overall grade of its response): the service grid and the key
+  drivers' sums.
+
+Neither joins answers to responses: each answer carries what the report
+splits on from its response (start, version, suspect flag, service, overall
+grade; ``central.models.Answer``, written by ``central.ingest``).
 
 Local time without time-zone support in SQLite: the period's offsets from UTC
 are a handful of constant stretches between daylight-saving changes, found
@@ -234,14 +237,9 @@ def _month_index(period, started):
                 else_=len(starts) - 1)
 
 
-def _within(period):
-    """Responses started in ``period`` (whole local days: ``[start, end)``)."""
-    return and_(_r.c.started_at >= period.start, _r.c.started_at < period.end)
-
-
-def _in_period(period):
-    """Responses started in ``period`` that count (not suspect)."""
-    return and_(_within(period), _r.c.suspect.is_(False))
+def _within(period, table=_r):
+    """Responses (or answers of responses: ``table``) started in ``period`` (``[start, end)``)."""
+    return and_(table.c.started_at >= period.start, table.c.started_at < period.end)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -316,21 +314,20 @@ def _read_cube(conn: Connection, period, compare_with, questions: QuestionMap,
                cur: PeriodCounts, prev: PeriodCounts | None) -> None:
     """One pass over both periods' answers (they may overlap: a flag for each)."""
     ids = sorted({k[2] for k in questions.kind} | set(questions.service.values()))
-    in_cur = _within(period)
-    in_prev = _within(compare_with) if compare_with is not None else None
-    columns = [_r.c.questionnaire_id, _r.c.questionnaire_version, _a.c.question_id,
+    in_cur = _within(period, _a)
+    in_prev = _within(compare_with, _a) if compare_with is not None else None
+    columns = [_a.c.questionnaire_id, _a.c.questionnaire_version, _a.c.question_id,
                _a.c.value_num, _a.c.value_text,
                case((in_cur, 1), else_=0).label("cur"),
                (case((in_prev, 1), else_=0) if in_prev is not None else literal(0)).label("prev"),
-               case((in_cur, _month_index(period, _r.c.started_at)), else_=-1).label("month"),
-               _local_hour_of_week(_span(period, compare_with), _r.c.started_at
+               case((in_cur, _month_index(period, _a.c.started_at)), else_=-1).label("month"),
+               _local_hour_of_week(_span(period, compare_with), _a.c.started_at
                                    ).label("week_hour")]
     # The buckets are computed in a subquery: PostgreSQL cannot match bound values in GROUP BY.
-    # (A materialised CTE of the responses with their buckets was no faster on PostgreSQL 15.)
+    # Answers carry their response's start, version and suspect flag: no join (central.models).
     inner = (select(*columns)
-             .select_from(_r.join(_a, _a.c.response_id == _r.c.id))
              .where(in_cur if in_prev is None else or_(in_cur, in_prev),
-                    _r.c.suspect.is_(False), _a.c.question_id.in_(ids))
+                    _a.c.suspect.is_(False), _a.c.question_id.in_(ids))
              .subquery("answered"))
     query = select(*inner.c, func.count()).group_by(*inner.c)
     months = [m for m, _ in month_starts(period)]
@@ -364,54 +361,38 @@ def _read_cube(conn: Connection, period, compare_with, questions: QuestionMap,
 def _read_pairs(conn: Connection, period, questions: QuestionMap, out: PeriodCounts) -> None:
     """Grades per service, and the pairs (aspect, overall grade) of the key drivers: one query.
 
-    A subquery gives each response of the period its service and overall grade
-    (a column per distinct question id); every grade or smiley answer is then
-    counted per (value, service, overall grade). Those joint counts hold the
+    Every answer carries its response's service and overall grade (set by
+    central.ingest): each grade or smiley answer is counted per (value, service,
+    overall grade), in one scan of the answers. Those joint counts hold the
     service grid and, as whole numbers, every sum a correlation needs.
     """
-    services = sorted(set(questions.service.values()))
-    overalls = sorted(set(questions.overall.values()))
     for aspect in list(out.grades) + list(out.smileys):    # asked but never paired: None
         if aspect != "totaal":
             out.drivers.setdefault(aspect, [0] * 6)
-    if not services and not overalls:
+    if not questions.service and not questions.overall:
         return
-    per_columns = [_a.c.response_id, _r.c.questionnaire_id, _r.c.questionnaire_version]
-    per_columns += [func.max(case((_a.c.question_id == q, _a.c.value_text))).label(f"s{i}")
-                    for i, q in enumerate(services)]
-    per_columns += [func.max(case((and_(_a.c.question_id == q, _a.c.value_num.between(1, 10)),
-                                   _a.c.value_num))).label(f"y{i}")
-                    for i, q in enumerate(overalls)]
-    per = (select(*per_columns)
-           .select_from(_r.join(_a, _a.c.response_id == _r.c.id))
-           .where(_in_period(period), _a.c.question_id.in_(services + overalls))
-           .group_by(_a.c.response_id, _r.c.questionnaire_id, _r.c.questionnaire_version)
-           .subquery("per_response"))
-    x = _a.alias("x")
-    keys = [per.c.questionnaire_id, per.c.questionnaire_version, x.c.question_id, x.c.value_num]
-    keys += [per.c[f"s{i}"] for i in range(len(services))]
-    keys += [per.c[f"y{i}"] for i in range(len(overalls))]
+    keys = [_a.c.questionnaire_id, _a.c.questionnaire_version, _a.c.question_id,
+            _a.c.value_num, _a.c.service, _a.c.overall]
     query = (select(*keys, func.count())
-             .select_from(per.join(x, x.c.response_id == per.c.response_id))
-             .where(x.c.question_id.in_(sorted({k[2] for k in questions.kind})),
-                    x.c.value_num.between(1, 10))
+             .where(_within(period, _a), _a.c.suspect.is_(False),
+                    _a.c.question_id.in_(sorted({k[2] for k in questions.kind})),
+                    _a.c.value_num.between(1, 10),
+                    or_(_a.c.service.isnot(None), _a.c.overall.isnot(None)))
              .group_by(*keys))
-    for row in conn.execute(query):
-        qid, version, question, value, count = row[0], int(row[1]), row[2], int(row[3]), row[-1]
+    for qid, version, question, value, service, y, count in conn.execute(query):
+        version, value = int(version), int(value)
+        key = (qid, version)
         kind = questions.kind.get((qid, version, question))
         if kind is None:
             continue
         qtype, aspect, faces = kind
         if qtype == "smiley" and not (faces and value <= faces):
             continue
-        key = (qid, version)
-        service = (row[4 + services.index(questions.service[key])]
-                   if key in questions.service else None)
-        y = (row[4 + len(services) + overalls.index(questions.overall[key])]
-             if key in questions.overall else None)
-        if service and qtype == "grade":
+        if service is not None and key in questions.service and qtype == "grade":
             out.services[aspect][service][value] += count
-        if y is not None and aspect != "totaal" and question != questions.overall[key]:
+        overall_question = questions.overall.get(key)
+        if (y is not None and overall_question is not None and aspect != "totaal"
+                and question != overall_question):
             y = int(y)
             sums = out.drivers.setdefault(aspect, [0] * 6)
             for i, term in enumerate((1, value, y, value * value, y * y, value * y)):

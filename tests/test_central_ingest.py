@@ -77,6 +77,27 @@ def test_new_records_are_accepted_and_stored_with_their_answers(central, device)
         ("q1", 9, None), ("q2", None, "fijn geholpen")]
 
 
+def test_every_answer_carries_its_responses_report_keys(central, device):
+    record = make_record(1, values=(11, 7, "burgerzaken", 9, "paspoort"), suspect=True,
+                         suspect_reason="test", questionnaire=("standaard", 3))
+    aspects = ["totaal", "totaal", "dienst", "totaal", "dienst"]    # 11 is no grade: 7 counts
+    for answer, aspect in zip(record["answers"], aspects):
+        answer["aspect"] = aspect
+    record["answers"].reverse()                                       # first by ordinal, not by place
+    plain = make_record(2, values=("x",))                             # neither: both None
+    plain["answers"][0]["aspect"] = "opmerking"
+    post(central, device, [record, plain])
+    response = stored_response(central[2], record["id"])
+    answers = stored_answers(central[2], record["id"])
+    assert len(answers) == 5
+    for answer in answers:
+        assert (answer.questionnaire_id, answer.questionnaire_version, answer.started_at,
+                answer.suspect, answer.service, answer.overall) == (
+            "standaard", 3, response.started_at, True, "burgerzaken", 7)
+    [other] = stored_answers(central[2], plain["id"])
+    assert (other.service, other.overall, other.suspect) == (None, None, False)
+
+
 def test_a_resent_batch_is_acknowledged_as_duplicate_and_stored_once(central, device):
     records = [make_record(1), make_record(2)]
     post(central, device, records)
