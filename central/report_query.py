@@ -41,9 +41,10 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone as dt_timezone
+from math import gcd
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Connection, and_, case, func, literal, or_, select
+from sqlalchemy import BigInteger, Connection, and_, case, cast, func, literal, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -237,6 +238,27 @@ def _month_index(period, started):
                 else_=len(starts) - 1)
 
 
+def slice_seconds(period, other=None) -> int:
+    """The longest time slice (a divisor of an hour) in which every moment the report splits on
+    falls on a slice boundary: the periods' ends, local month starts and the zone's offset
+    changes, with every offset a whole number of slices. 3600 for whole-hour zones; 1800 for
+    Lord Howe Island. Answers in one slice then share period, month and local hour."""
+    size = 3600
+    for p in (period, other):
+        if p is None:
+            continue
+        first, changes = utc_offsets(p.timezone, p.start, p.end)
+        moments = [p.start, p.end, *(m for _, m in month_starts(p)), *(m for m, _ in changes)]
+        for value in [first, *(o for _, o in changes), *moments]:
+            size = gcd(size, int(value) % 3600)
+    return size
+
+
+def _between(moment, period):
+    """``moment`` (an SQL expression of seconds) within ``period``: ``[start, end)``."""
+    return and_(moment >= period.start, moment < period.end)
+
+
 def _within(period, table=_r):
     """Responses (or answers of responses: ``table``) started in ``period`` (``[start, end)``)."""
     return and_(table.c.started_at >= period.start, table.c.started_at < period.end)
@@ -276,16 +298,14 @@ def _hash_groups(conn: Connection, on: bool) -> None:
 
 def read_counts(conn: Connection, period, questions: QuestionMap, compare_with=None
                 ) -> tuple[PeriodCounts, PeriodCounts | None]:
-    """Count the period's (and the comparison period's) answers: four queries.
+    """Count the period's (and the comparison period's) answers: three queries.
 
     Returns ``(current, previous)``; ``previous`` is None without ``compare_with``
     and holds only the responses and the grades (what a comparison needs).
     """
     cur = PeriodCounts()
     prev = PeriodCounts() if compare_with is not None else None
-    _read_responses(conn, period, cur)
-    if prev is not None:
-        _read_responses(conn, compare_with, prev)
+    _read_responses(conn, period, compare_with, cur, prev)
     if questions.kind and (cur.responses or (prev is not None and prev.responses)):
         _read_cube(conn, period, compare_with, questions, cur, prev)
     if questions.kind and cur.responses:
@@ -293,43 +313,71 @@ def read_counts(conn: Connection, period, questions: QuestionMap, compare_with=N
     return cur, prev
 
 
-def _read_responses(conn: Connection, period, out: PeriodCounts) -> None:
-    query = (select(_r.c.questionnaire_id, _r.c.questionnaire_version, _r.c.suspect,
-                    func.count(), func.min(_r.c.started_at),
-                    func.sum(case((_r.c.end_reason == "idle", 1), else_=0)))
-             .where(_within(period))
-             .group_by(_r.c.questionnaire_id, _r.c.questionnaire_version, _r.c.suspect))
-    for qid, version, suspect, n, first, idle in conn.execute(query):
-        if suspect:
-            out.suspect += n
-            continue
-        key = (qid, int(version))
-        out.responses += n
-        out.idle += int(idle or 0)
-        out.versions[key] = out.versions.get(key, 0) + n
-        out.first_seen[key] = min(first, out.first_seen.get(key, first))
+def _read_responses(conn: Connection, period, compare_with, cur: PeriodCounts,
+                    prev: PeriodCounts | None) -> None:
+    """Responses per version, suspect flag and period: one pass for both periods."""
+    in_cur = _within(period)
+    in_prev = _within(compare_with) if compare_with is not None else None
+    keys = [_r.c.questionnaire_id, _r.c.questionnaire_version, _r.c.suspect,
+            case((in_cur, 1), else_=0).label("cur"),
+            (case((in_prev, 1), else_=0) if in_prev is not None else literal(0)).label("prev")]
+    inner = (select(*keys, _r.c.started_at,
+                    case((_r.c.end_reason == "idle", 1), else_=0).label("idle"))
+             .where(in_cur if in_prev is None else or_(in_cur, in_prev))
+             .subquery("period_responses"))    # PostgreSQL cannot match bound values in GROUP BY
+    grouped = [inner.c[k.name] for k in keys]
+    query = (select(*grouped, func.count(), func.min(inner.c.started_at), func.sum(inner.c.idle))
+             .group_by(*grouped))
+    for qid, version, suspect, is_cur, is_prev, n, first, idle in conn.execute(query):
+        for out, member in ((cur, is_cur), (prev, is_prev)):
+            if not member:
+                continue
+            if suspect:
+                out.suspect += n
+                continue
+            key = (qid, int(version))
+            out.responses += n
+            out.idle += int(idle or 0)
+            out.versions[key] = out.versions.get(key, 0) + n
+            out.first_seen[key] = min(first, out.first_seen.get(key, first))
 
 
 def _read_cube(conn: Connection, period, compare_with, questions: QuestionMap,
                cur: PeriodCounts, prev: PeriodCounts | None) -> None:
-    """One pass over both periods' answers (they may overlap: a flag for each)."""
+    """One pass over both periods' answers (they may overlap: a flag for each).
+
+    Two steps in one statement: the answers are counted per time slice of
+    :func:`slice_seconds` (an hour where the zone's offsets are whole hours) with
+    nothing but a division per row; the periods, local months and hours of the
+    week are then worked out once per slice, not once per answer.
+    """
     ids = sorted({k[2] for k in questions.kind} | set(questions.service.values()))
-    in_cur = _within(period, _a)
-    in_prev = _within(compare_with, _a) if compare_with is not None else None
-    columns = [_a.c.questionnaire_id, _a.c.questionnaire_version, _a.c.question_id,
-               _a.c.value_num, _a.c.value_text,
+    size = slice_seconds(period, compare_with)
+    # A service answer's text is its response's service (ingest's first ``dienst`` text):
+    # that column, not value_text, so comments stay out of the scan.
+    service = case((_a.c.question_id.in_(sorted(set(questions.service.values()))), _a.c.service))
+    keys = [_a.c.questionnaire_id, _a.c.questionnaire_version, _a.c.question_id,
+            _a.c.value_num, service.label("service")]
+    in_either = (_within(period, _a) if compare_with is None
+                 else or_(_within(period, _a), _within(compare_with, _a)))
+    sliced = (select(*keys, floor_int(_a.c.started_at / float(size)).label("slice"),
+                     func.count().label("n"))
+              .where(in_either, _a.c.suspect.is_(False), _a.c.question_id.in_(ids))
+              .group_by(*keys, "slice")
+              .subquery("sliced"))
+    start = sliced.c.slice * size          # the slice's first second: all of it is alike
+    in_cur = _between(start, period)
+    columns = [*(sliced.c[k.name] for k in keys),
                case((in_cur, 1), else_=0).label("cur"),
-               (case((in_prev, 1), else_=0) if in_prev is not None else literal(0)).label("prev"),
-               case((in_cur, _month_index(period, _a.c.started_at)), else_=-1).label("month"),
-               _local_hour_of_week(_span(period, compare_with), _a.c.started_at
-                                   ).label("week_hour")]
+               (case((_between(start, compare_with), 1), else_=0) if compare_with is not None
+                else literal(0)).label("prev"),
+               case((in_cur, _month_index(period, start)), else_=-1).label("month"),
+               _local_hour_of_week(_span(period, compare_with), start).label("week_hour")]
     # The buckets are computed in a subquery: PostgreSQL cannot match bound values in GROUP BY.
     # Answers carry their response's start, version and suspect flag: no join (central.models).
-    inner = (select(*columns)
-             .where(in_cur if in_prev is None else or_(in_cur, in_prev),
-                    _a.c.suspect.is_(False), _a.c.question_id.in_(ids))
-             .subquery("answered"))
-    query = select(*inner.c, func.count()).group_by(*inner.c)
+    inner = select(*columns, sliced.c.n).subquery("answered")
+    grouped = [c for c in inner.c if c.name != "n"]
+    query = select(*grouped, cast(func.sum(inner.c.n), BigInteger)).group_by(*grouped)  # not numeric
     months = [m for m, _ in month_starts(period)]
     _hash_groups(conn, True)
     try:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from central.db import make_engine
 from central.models import Answer, Response
 from central.report import Period, build_report
-from central.report_query import month_starts, utc_offsets
+from central.report_query import month_starts, slice_seconds, utc_offsets
 from central.stats import key_drivers, summarise, weekday_part_of_day
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
@@ -56,7 +56,7 @@ def test_month_starts_are_local_midnights():
     assert month_starts(one) == [(date(2025, 2, 1), one.start)]
 
 
-def answers_of(engine) -> list[tuple[str, int, float, str, int]]:
+def answers_of(engine, period=PERIOD) -> list[tuple[str, int, float, str, int]]:
     """Independently of central.report_query: (response, version, start, question, value)."""
     r, a = Response.__table__, Answer.__table__
     with engine.connect() as conn:
@@ -64,19 +64,21 @@ def answers_of(engine) -> list[tuple[str, int, float, str, int]]:
             select(r.c.id, r.c.questionnaire_version, r.c.started_at, a.c.question_id,
                    a.c.value_num)
             .select_from(a.join(r, a.c.response_id == r.c.id))
-            .where(r.c.started_at >= PERIOD.start, r.c.started_at < PERIOD.end,
+            .where(r.c.started_at >= period.start, r.c.started_at < period.end,
                    r.c.suspect.is_(False), a.c.value_num.isnot(None)))]
 
 
-def check_against_python(engine) -> None:
-    report = build_report(engine, PERIOD)
-    rows = answers_of(engine)
+def check_against_python(engine, zone: str = "Europe/Amsterdam") -> None:
+    period = Period.from_dates(PERIOD.first, PERIOD.last, zone)
+    local_zone = ZoneInfo(zone)
+    report = build_report(engine, period)
+    rows = answers_of(engine, period)
     grades = [row for row in rows if row[3] in GRADES and 1 <= row[4] <= 10]
 
     cells = defaultdict(list)
     for _, _, started, question, value in grades:
         if question == "totaal":
-            cells[weekday_part_of_day(datetime.fromtimestamp(started, AMS))].append(value)
+            cells[weekday_part_of_day(datetime.fromtimestamp(started, local_zone))].append(value)
     assert report.heatmap_aspect == "totaal"
     assert set(report.heatmap) == set(cells)
     for cell, values in cells.items():
@@ -85,7 +87,7 @@ def check_against_python(engine) -> None:
     months = defaultdict(list)
     for _, version, started, question, value in grades:
         series = 2 if question == "wachttijd" and version == 2 else 1
-        local = datetime.fromtimestamp(started, AMS)
+        local = datetime.fromtimestamp(started, local_zone)
         months[(question, series, date(local.year, local.month, 1))].append(value)
     got = {(t.aspect, t.series, p.month): p.summary for t in report.trends for p in t.points}
     assert set(got) == set(months)
@@ -118,6 +120,27 @@ def test_sql_counts_match_python_across_summer_time_on_sqlite(dst_study):
         check_against_python(engine)
     finally:
         engine.dispose()
+
+
+def test_sql_counts_match_python_in_a_half_hour_zone(dst_study):
+    # India is UTC+5:30: the answers are counted per half hour, and the counter's hours
+    # (8-17 in Amsterdam) reach across local 12:00, where morning turns into afternoon.
+    engine = make_engine(dst_study)
+    try:
+        check_against_python(engine, "Asia/Kolkata")
+    finally:
+        engine.dispose()
+
+
+def test_answers_are_counted_per_hour_where_the_zone_allows_it():
+    assert slice_seconds(PERIOD) == 3600
+    assert slice_seconds(PERIOD, Period.from_dates(date(2024, 3, 24), date(2024, 4, 6))) == 3600
+    assert slice_seconds(Period.from_dates(date(2025, 1, 1), date(2025, 1, 31),
+                                           "Asia/Kathmandu")) == 900       # UTC+5:45
+    assert slice_seconds(Period.from_dates(PERIOD.first, PERIOD.last, "Asia/Kolkata")) == 1800
+    # Lord Howe Island moves from UTC+11 to UTC+10:30 on 6 April 2025
+    assert slice_seconds(PERIOD, Period.from_dates(date(2025, 4, 1), date(2025, 4, 30),
+                                                   "Australia/Lord_Howe")) == 1800
 
 
 def test_sql_counts_match_python_across_summer_time_on_postgresql(pg_url):
