@@ -95,7 +95,7 @@ def explain(engine, period, compare) -> None:
         for statement, parameters in statements:
             if not statement.lstrip().upper().startswith(("SELECT", "WITH")):
                 continue
-            cube = "AS week_hour" in statement and "per_response" not in statement
+            cube = "AS week_hour" in statement
             cursor.execute(f"SET LOCAL enable_sort = {'off' if cube else 'on'}")  # as the report
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
             plan = [row[0] for row in cursor.fetchall()]
