@@ -95,8 +95,10 @@ def explain(engine, period, compare) -> None:
         for statement, parameters in statements:
             if not statement.lstrip().upper().startswith(("SELECT", "WITH")):
                 continue
-            cube = "AS week_hour" in statement
-            cursor.execute(f"SET LOCAL enable_sort = {'off' if cube else 'on'}")  # as the report
+            cube = "AS week_hour" in statement       # as central.report_query._cube_settings
+            cursor.execute(f"SET LOCAL enable_sort = {'off' if cube else 'DEFAULT'}")
+            cursor.execute(f"SET LOCAL jit = {'on' if cube else 'off'}")
+            cursor.execute(f"SET LOCAL jit_inline_above_cost = {-1 if cube else 'DEFAULT'}")
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
             plan = [row[0] for row in cursor.fetchall()]
             print("\n" + statement.split("\n")[0][:100] + " ...")

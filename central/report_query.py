@@ -67,7 +67,9 @@ class QuestionMap:
     ``kind``: (questionnaire, version, question id) -> (type, aspect, faces) for
     the grade and smiley questions; ``series``: the same key -> series number;
     ``service``: (questionnaire, version) -> the id of its service question;
-    ``overall``: (questionnaire, version) -> the id of its overall grade question.
+    ``overall``: (questionnaire, version) -> the id of its overall grade question;
+    ``service_values``: the options of all service questions (the grid's services: an
+    answer outside its question's options is not a service, as in the export's code -4).
     """
 
     kind: Mapping[tuple[str, int, str], tuple[str, str, int | None]]
@@ -75,6 +77,7 @@ class QuestionMap:
     service: Mapping[tuple[str, int], str]
     overall: Mapping[tuple[str, int], str]
     known: frozenset[tuple[str, int]]
+    service_values: tuple[str, ...] = ()
 
 
 @dataclass
@@ -112,7 +115,7 @@ def _counter() -> dict[int, int]:
 def question_map(questionnaires) -> QuestionMap:
     """The :class:`QuestionMap` of parsed questionnaires {(id, version): Questionnaire}."""
     series = series_by_question(questionnaires)
-    kind, service, overall = {}, {}, {}
+    kind, service, overall, values = {}, {}, {}, set()
     for (qid, version), q in questionnaires.items():
         for question in q.questions:
             key = (qid, version, question.id)
@@ -120,10 +123,11 @@ def question_map(questionnaires) -> QuestionMap:
                 kind[key] = (question.type, question.aspect, question.faces)
                 if question.type == "grade" and question.aspect == "totaal":
                     overall.setdefault((qid, version), question.id)
-            elif question.type == "choice" and question.aspect == SERVICE_ASPECT:
-                service.setdefault((qid, version), question.id)
+            elif (question.type == "choice" and question.aspect == SERVICE_ASPECT
+                  and service.setdefault((qid, version), question.id) == question.id):
+                values.update(option.value for option in question.options)
     return QuestionMap(kind, {k: series[(k[0], k[2], k[1])] for k in kind}, service, overall,
-                       frozenset(questionnaires))
+                       frozenset(questionnaires), tuple(sorted(values)))
 
 
 def series_by_question(questionnaires) -> dict[tuple[str, str, int], int]:
@@ -267,38 +271,44 @@ def _within(period, table=_r):
 # ---------------------------------------------------------------------------- reading
 
 #: Memory per sort or hash of the report's queries on PostgreSQL (its default is 4 MB):
-#: the hash of the period's responses (about 110 bytes each) and the pairs' sorts.
+#: the cube's hash tables (tens of thousands of slices, about 40 MB at 5 million answers).
 REPORT_WORK_MEM = "64MB"
 
 
 def prepare_session(conn: Connection) -> None:
     """Settings for the report's own transaction (PostgreSQL): memory to hash in, no JIT.
 
-    ``SET LOCAL``: they end with the transaction. JIT compiling cost tens of
-    milliseconds per query and saved nothing on these scans.
+    ``SET LOCAL``: they end with the transaction. JIT is off but for the cube
+    (:func:`_cube_settings`): on the small queries compiling costs more than it saves.
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
         conn.exec_driver_sql("SET LOCAL jit = off")
 
 
-def _hash_groups(conn: Connection, on: bool) -> None:
-    """Make PostgreSQL group the cube by hashing (``on``), or plan freely again.
+def _cube_settings(conn: Connection, on: bool) -> None:
+    """PostgreSQL settings for the cube (``on``), or back to the transaction's own.
 
-    The planner cannot know how few local months and hours there are: it
-    estimated 4.5 million groups for 21 000 on 5 million answers, chose to sort
-    every row on disk to group them, and spent 12 of the query's 16 s there
-    (bench/report.py --explain). Sorting is switched off for that one query
-    only: elsewhere (grouping by response) the same switch made it walk an
-    index row by row, far slower.
+    * Group by hashing: the planner cannot know how few slices, months and hours
+      there are. It once estimated 4.5 million groups for 21 000 on 5 million
+      answers, sorted every row on disk to group them, and spent 12 of the
+      query's 16 s there (bench/report.py --explain). Sorting is switched off for
+      this one query only: elsewhere the same switch made PostgreSQL walk an index
+      row by row, far slower.
+    * JIT-compiled expressions, optimised but not inlined: the cube evaluates a
+      dozen aggregates per answer. 1.70-1.79 s against 1.97-2.04 s at 5 million
+      answers, compiling included (about 0.45 s over the three processes); with
+      inlining, compiling alone took 1.3 s. A server without JIT ignores it.
     """
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"SET LOCAL enable_sort = {'off' if on else 'on'}")
+        conn.exec_driver_sql(f"SET LOCAL enable_sort = {'off' if on else 'DEFAULT'}")
+        conn.exec_driver_sql(f"SET LOCAL jit = {'on' if on else 'off'}")
+        conn.exec_driver_sql(f"SET LOCAL jit_inline_above_cost = {-1 if on else 'DEFAULT'}")
 
 
 def read_counts(conn: Connection, period, questions: QuestionMap, compare_with=None
                 ) -> tuple[PeriodCounts, PeriodCounts | None]:
-    """Count the period's (and the comparison period's) answers: three queries.
+    """Count the period's (and the comparison period's) answers: two queries.
 
     Returns ``(current, previous)``; ``previous`` is None without ``compare_with``
     and holds only the responses and the grades (what a comparison needs).
@@ -309,7 +319,9 @@ def read_counts(conn: Connection, period, questions: QuestionMap, compare_with=N
     if questions.kind and (cur.responses or (prev is not None and prev.responses)):
         _read_cube(conn, period, compare_with, questions, cur, prev)
     if questions.kind and cur.responses:
-        _read_pairs(conn, period, questions, cur)
+        for aspect in list(cur.grades) + list(cur.smileys):    # asked but never paired: None
+            if aspect != "totaal":
+                cur.drivers.setdefault(aspect, [0] * 6)
     return cur, prev
 
 
@@ -350,6 +362,13 @@ def _read_cube(conn: Connection, period, compare_with, questions: QuestionMap,
     :func:`slice_seconds` (an hour where the zone's offsets are whole hours) with
     nothing but a division per row; the periods, local months and hours of the
     week are then worked out once per slice, not once per answer.
+
+    The same pass holds the service grid and the key drivers. Every answer
+    carries its response's service and overall grade (central.ingest), so each
+    group also counts its answers per service (a column per option of the
+    service questions) and sums the overall grades paired with it: its own value
+    is fixed within the group, so those give every sum a correlation needs, as
+    whole numbers.
     """
     ids = sorted({k[2] for k in questions.kind} | set(questions.service.values()))
     size = slice_seconds(period, compare_with)
@@ -360,8 +379,12 @@ def _read_cube(conn: Connection, period, compare_with, questions: QuestionMap,
             _a.c.value_num, service.label("service")]
     in_either = (_within(period, _a) if compare_with is None
                  else or_(_within(period, _a), _within(compare_with, _a)))
-    sliced = (select(*keys, floor_int(_a.c.started_at / float(size)).label("slice"),
-                     func.count().label("n"))
+    y = _a.c.overall
+    tallies = [func.count().label("n"), func.count(y).label("paired"),
+               func.sum(y).label("sum_y"), func.sum(y * y).label("sum_yy")]
+    tallies += [func.count().filter(_a.c.service == value).label(f"s{i}")
+                for i, value in enumerate(questions.service_values)]
+    sliced = (select(*keys, floor_int(_a.c.started_at / float(size)).label("slice"), *tallies)
               .where(in_either, _a.c.suspect.is_(False), _a.c.question_id.in_(ids))
               .group_by(*keys, "slice")
               .subquery("sliced"))
@@ -375,20 +398,25 @@ def _read_cube(conn: Connection, period, compare_with, questions: QuestionMap,
                _local_hour_of_week(_span(period, compare_with), start).label("week_hour")]
     # The buckets are computed in a subquery: PostgreSQL cannot match bound values in GROUP BY.
     # Answers carry their response's start, version and suspect flag: no join (central.models).
-    inner = select(*columns, sliced.c.n).subquery("answered")
-    grouped = [c for c in inner.c if c.name != "n"]
-    query = select(*grouped, cast(func.sum(inner.c.n), BigInteger)).group_by(*grouped)  # not numeric
+    names = [t.name for t in tallies]
+    inner = select(*columns, *(sliced.c[n] for n in names)).subquery("answered")
+    grouped = [c for c in inner.c if c.name not in names]
+    query = select(*grouped, *(cast(func.sum(inner.c[n]), BigInteger) for n in names)  # not numeric
+                   ).group_by(*grouped)
     months = [m for m, _ in month_starts(period)]
-    _hash_groups(conn, True)
+    service_values = frozenset(questions.service_values)
+    _cube_settings(conn, True)
     try:
         rows = conn.execute(query).all()
     finally:
-        _hash_groups(conn, False)
-    for qid, version, question, value, text, is_cur, is_prev, month, hour, count in rows:
+        _cube_settings(conn, False)
+    for row in rows:
+        qid, version, question, value, text, is_cur, is_prev, month, hour, count = row[:10]
         version = int(version)
         kind = questions.kind.get((qid, version, question))
         if kind is None or value is None:
-            if text and questions.service.get((qid, version)) == question and is_cur:
+            if (is_cur and text in service_values
+                    and questions.service.get((qid, version)) == question):
                 cur.service_responses[text] = cur.service_responses.get(text, 0) + count
             continue
         qtype, aspect, faces = kind
@@ -404,44 +432,23 @@ def _read_cube(conn: Connection, period, compare_with, questions: QuestionMap,
                 prev.week_hours[aspect][int(hour)][value] += count
         elif qtype == "smiley" and faces and 1 <= value <= faces and is_cur:
             cur.smileys.setdefault(aspect, (faces, defaultdict(int)))[1][value] += count
-
-
-def _read_pairs(conn: Connection, period, questions: QuestionMap, out: PeriodCounts) -> None:
-    """Grades per service, and the pairs (aspect, overall grade) of the key drivers: one query.
-
-    Every answer carries its response's service and overall grade (set by
-    central.ingest): each grade or smiley answer is counted per (value, service,
-    overall grade), in one scan of the answers. Those joint counts hold the
-    service grid and, as whole numbers, every sum a correlation needs.
-    """
-    for aspect in list(out.grades) + list(out.smileys):    # asked but never paired: None
-        if aspect != "totaal":
-            out.drivers.setdefault(aspect, [0] * 6)
-    if not questions.service and not questions.overall:
-        return
-    keys = [_a.c.questionnaire_id, _a.c.questionnaire_version, _a.c.question_id,
-            _a.c.value_num, _a.c.service, _a.c.overall]
-    query = (select(*keys, func.count())
-             .where(_within(period, _a), _a.c.suspect.is_(False),
-                    _a.c.question_id.in_(sorted({k[2] for k in questions.kind})),
-                    _a.c.value_num.between(1, 10),
-                    or_(_a.c.service.isnot(None), _a.c.overall.isnot(None)))
-             .group_by(*keys))
-    for qid, version, question, value, service, y, count in conn.execute(query):
-        version, value = int(version), int(value)
-        key = (qid, version)
-        kind = questions.kind.get((qid, version, question))
-        if kind is None:
+        else:
             continue
-        qtype, aspect, faces = kind
-        if qtype == "smiley" and not (faces and value <= faces):
-            continue
-        if service is not None and key in questions.service and qtype == "grade":
-            out.services[aspect][service][value] += count
-        overall_question = questions.overall.get(key)
-        if (y is not None and overall_question is not None and aspect != "totaal"
-                and question != overall_question):
-            y = int(y)
-            sums = out.drivers.setdefault(aspect, [0] * 6)
-            for i, term in enumerate((1, value, y, value * value, y * y, value * y)):
-                sums[i] += count * term
+        if is_cur:
+            _pair(cur, questions, (qid, version), question, qtype, aspect, value, row[10:])
+
+
+def _pair(out: PeriodCounts, questions: QuestionMap, key: tuple[str, int], question: str,
+          qtype: str, aspect: str, value: int, tallies) -> None:
+    """Add one group's service counts and overall-grade sums to the grid and the drivers' sums."""
+    paired, sum_y, sum_yy, *per_service = tallies
+    if qtype == "grade" and key in questions.service:
+        for service, n in zip(questions.service_values, per_service):
+            if n:
+                out.services[aspect][service][value] += n
+    overall_question = questions.overall.get(key)
+    if paired and overall_question is not None and aspect != "totaal" and question != overall_question:
+        sums = out.drivers.setdefault(aspect, [0] * 6)
+        for i, term in enumerate((paired, value * paired, sum_y, value * value * paired, sum_yy,
+                                  value * sum_y)):
+            sums[i] += term

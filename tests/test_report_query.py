@@ -8,6 +8,7 @@ on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections import defaultdict
 from datetime import date, datetime, timezone
@@ -15,7 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from central.db import make_engine
 from central.models import Answer, Response
@@ -167,3 +168,28 @@ def test_services_are_ordered_by_responses_then_name(dst_study):
     finally:
         engine.dispose()
     assert [s for s, _ in report.services] == sorted(counts, key=lambda s: (-counts[s], s))
+
+
+def test_a_service_outside_the_questions_options_is_not_a_service(dst_study, tmp_path):
+    copy = tmp_path / "study.sqlite3"
+    shutil.copyfile(dst_study.removeprefix("sqlite:///"), copy)
+    engine = make_engine(f"sqlite:///{copy}")
+    a = Answer.__table__
+    try:
+        before = build_report(engine, PERIOD)
+        with engine.begin() as conn:   # 40 graded responses of the busiest service: a value no option has
+            busiest = before.services[0][0]
+            rids = conn.execute(select(a.c.response_id).where(
+                a.c.question_id == "dienst", a.c.value_text == busiest, a.c.suspect.is_(False),
+                a.c.overall.isnot(None)).order_by(a.c.response_id).limit(40)).scalars().all()
+            conn.execute(update(a).where(a.c.response_id.in_(rids)).values(service="onbekend"))
+            conn.execute(update(a).where(a.c.response_id.in_(rids), a.c.question_id == "dienst")
+                         .values(value_text="onbekend"))
+        after = build_report(engine, PERIOD)
+    finally:
+        engine.dispose()
+    assert "onbekend" not in dict(after.services)
+    assert all(service != "onbekend" for service, _ in after.service_grid)
+    assert dict(after.services).keys() == dict(before.services).keys()
+    cell = (busiest, "totaal")
+    assert after.service_grid[cell].n == before.service_grid[cell].n - 40
