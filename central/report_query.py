@@ -14,18 +14,17 @@ database counts, grouped by what the report splits on, and at most a few tens
 of thousands of small rows reach Python whatever the number of answers
 (docs/benchmarks.md, "bench/report"). The queries:
 
-* ``responses`` (per period): responses per version, their first start, idle
-  ends, suspect ones;
+* ``responses`` (both periods in one pass over the responses): responses per
+  version and period, their first start, idle ends, suspect ones;
 * ``cube`` (both periods in one pass over the answers): answers to grade,
   smiley and service questions, counted per questionnaire version, question,
-  value, period, local month and local hour of the week;
-* ``pairs``: every grade and smiley answer of the period counted per (value,
-  service, overall grade of its response): the service grid and the key
-  drivers' sums.
+  value, period, local month and local hour of the week; with each count the
+  answers per service option and the count, sum and sum of squares of the
+  overall grades paired with them (the service grid and the key drivers' sums).
 
-Neither joins answers to responses: each answer carries what the report
-splits on from its response (start, version, suspect flag, service, overall
-grade; ``central.models.Answer``, written by ``central.ingest``).
+The cube does not join answers to responses: each answer carries what the
+report splits on from its response (start, version, suspect flag, service,
+overall grade; ``central.models.Answer``, written by ``central.ingest``).
 
 Local time without time-zone support in SQLite: the period's offsets from UTC
 are a handful of constant stretches between daylight-saving changes, found
