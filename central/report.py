@@ -377,6 +377,10 @@ def build_report(engine: Engine, period: Period, *, compare_with: Period | None 
     drivers: dict[str, Driver | None] = {}
     if OVERALL in cur.grades and cur.drivers:
         drivers = key_drivers_from_sums(cur.drivers, overall=OVERALL, confidence=confidence)
+        # the scorecard's order, then the smiley aspects by name (not the database's hash order)
+        rank = {aspect: i for i, aspect in enumerate(aspects)}
+        drivers = dict(sorted(drivers.items(),
+                              key=lambda kv: (kv[0] not in rank, rank.get(kv[0], 0), kv[0])))
 
     others = []
     by_aspect = {row.aspect: row.summary for row in scorecard}
