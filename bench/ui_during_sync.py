@@ -186,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="do not pin: by default (2+ CPUs) this process and its Xvfb run on CPU 0, "
                          "central and PostgreSQL on the other CPUs (a deployment runs them on "
                          "another machine)")
+    ap.add_argument("--nice", type=int, default=None,
+                    help="the sync thread's [sync] nice (default: the shipped setting)")
     ap.add_argument("--no-check", action="store_true", help="exit 0 whatever the frames")
     args = ap.parse_args(argv)
 
@@ -221,12 +223,15 @@ def _run(args, base: Path, work: Path) -> int:
     if args.batch:
         settings = settings.model_copy(update={
             "sync": settings.sync.model_copy(update={"batch_records": args.batch})})
+    if args.nice is not None:
+        settings = settings.model_copy(update={
+            "sync": settings.sync.model_copy(update={"nice": args.nice})})
     info = build_backlog(work / "template.sqlite3", answers=args.answers, seed=args.seed)
     print(f"backlog: {info.answers} answers, {info.visitors} visitors, built in "
           f"{info.seconds:.1f} s (untimed); buffers in {base}; display {display}")
     print(f"sync: real APScheduler + Uploader, shipped [sync] settings (batch_records "
-          f"{settings.sync.batch_records}); central: run_central in its own process on "
-          "PostgreSQL (fsync on); frames paced at 60 fps")
+          f"{settings.sync.batch_records}, nice {settings.sync.nice}); central: run_central in "
+          "its own process on PostgreSQL (fsync on); frames paced at 60 fps")
     print("CPUs: " + (f"this process + Xvfb on {sorted(device_cpus)}, central + PostgreSQL on "
                       f"{sorted(central_cpus)}" if device_cpus else f"not pinned ({cpus})")
           + f"; load average before: {os.getloadavg()[0]:.2f}")

@@ -286,7 +286,9 @@ class SyncSettings(_Section):
     ``batch_records`` responses per POST at most. Every request has a ``connect_timeout_s``
     and a ``read_timeout_s``; a whole round stops after ``deadline_s``. Failures back off
     (full jitter) from ``backoff_base_s`` up to ``backoff_cap_s``; central's Retry-After is
-    honoured up to ``retry_after_cap_s``.
+    honoured up to ``retry_after_cap_s``. ``nice``: how much lower the sync thread's CPU
+    priority is than the rest of the app (Linux: added to the thread's nice value; 0: the same),
+    so drawing the screen comes first when both want the processor.
     """
 
     interval_s: Seconds = 300.0
@@ -299,6 +301,7 @@ class SyncSettings(_Section):
     backoff_base_s: Seconds = 2.0
     backoff_cap_s: Seconds = 300.0
     retry_after_cap_s: Seconds = 600.0
+    nice: Annotated[StrictInt, Field(ge=0, le=19)] = 10
 
     @model_validator(mode="after")
     def _cap_above_base(self) -> "SyncSettings":

@@ -27,6 +27,8 @@ Operating rules:
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -145,6 +147,7 @@ class SyncScheduler:
 
     def _run(self):
         self._last_start = self.monotonic()
+        lower_thread_priority(getattr(self.settings, "nice", 0))
         return self.uploader.run_once()
 
     @staticmethod
@@ -158,6 +161,33 @@ class SyncScheduler:
                         event.job_id, event.scheduled_run_time)
         elif event.code == EVENT_JOB_MAX_INSTANCES:
             log.info("sync job %s skipped: the previous round is still running", event.job_id)
+
+
+def lower_thread_priority(nice: int) -> int | None:
+    """Give the calling thread a nice value ``nice`` above the process's (at most 19).
+
+    Linux keeps a nice value per thread (setpriority(2) with the thread id), so
+    only the sync worker yields the processor to the UI and its drawing. Raising
+    one's own nice value needs no privilege; where it is not possible (another
+    system, a sandbox) sync runs at the app's priority and this logs it once per
+    thread. Returns the thread's nice value after the call (None: unchanged).
+    """
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return None
+    tid = threading.get_native_id()
+    try:
+        wanted = min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice)
+        if os.getpriority(os.PRIO_PROCESS, tid) < wanted:
+            os.setpriority(os.PRIO_PROCESS, tid, wanted)
+        return os.getpriority(os.PRIO_PROCESS, tid)
+    except OSError as exc:
+        if tid not in _priority_warned:
+            _priority_warned.add(tid)
+            log.warning("could not lower the sync thread's priority (nice +%d): %s", nice, exc)
+        return None
+
+
+_priority_warned: set[int] = set()
 
 
 def build_sync(settings, buffer, state, **uploader_options) -> SyncScheduler | None:
