@@ -11,19 +11,21 @@ from central import migrations
 from central.db import make_engine, upgrade
 from central.devices import device_statuses
 from central.models import Answer, Base, Device
+from tests.central_fixtures import fresh_database
 
 
 def test_head_revision_constant_matches_the_scripts():
     assert migrations.HEAD_REVISION == migrations.script_head()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_migrated_schema_matches_the_models(tmp_path, request, backend):
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_database(request, tmp_path) -> str:
+    """The URL of a new database without any schema (SQLite, then PostgreSQL)."""
+    return fresh_database(request, tmp_path)
+
+
+def test_migrated_schema_matches_the_models(empty_database):
+    engine = make_engine(empty_database)
     try:
         assert upgrade(engine) == (None, migrations.HEAD_REVISION)
         with engine.connect() as conn:
@@ -33,14 +35,8 @@ def test_migrated_schema_matches_the_models(tmp_path, request, backend):
     assert diff == []
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_a_database_of_the_previous_release_is_upgraded_with_its_devices_kept(
-        tmp_path, request, backend):
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
+def test_a_database_of_the_previous_release_is_upgraded_with_its_devices_kept(empty_database):
+    engine = make_engine(empty_database)
     try:
         with engine.begin() as conn:
             migrations.upgrade(conn, "0001")
@@ -56,13 +52,8 @@ def test_a_database_of_the_previous_release_is_upgraded_with_its_devices_kept(
         engine.dispose()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_answers_stored_before_0006_get_their_responses_report_keys(tmp_path, request, backend):
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
+def test_answers_stored_before_0006_get_their_responses_report_keys(empty_database):
+    engine = make_engine(empty_database)
     clocks = "1.0, 'boot', 1.0"
     try:
         with engine.begin() as conn:
