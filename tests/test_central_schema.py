@@ -35,15 +35,19 @@ def test_migrated_schema_matches_the_models(empty_database):
     assert diff == []
 
 
+def add_old_device(conn) -> None:
+    """A device row with only the columns release 0001 has."""
+    conn.execute(insert(Device.__table__).values(
+        id="dev-00000001", name="Oud", location="stadhuis", token_hash="0" * 64,
+        created_at=1.0, highest_seq=0, seq_count=0))
+
+
 def test_a_database_of_the_previous_release_is_upgraded_with_its_devices_kept(empty_database):
     engine = make_engine(empty_database)
     try:
         with engine.begin() as conn:
             migrations.upgrade(conn, "0001")
-            # only the columns release 0001 has
-            conn.execute(insert(Device.__table__).values(
-                id="dev-00000001", name="Oud", location="stadhuis", token_hash="0" * 64,
-                created_at=1.0, highest_seq=0, seq_count=0))
+            add_old_device(conn)
         assert upgrade(engine) == ("0001", migrations.HEAD_REVISION)
         [status] = device_statuses(engine, now=2.0)
         assert (status.id, status.questionnaire, status.quiet_open_s, status.status) == (
@@ -58,9 +62,7 @@ def test_answers_stored_before_0006_get_their_responses_report_keys(empty_databa
     try:
         with engine.begin() as conn:
             migrations.upgrade(conn, "0005")
-            conn.execute(insert(Device.__table__).values(
-                id="dev-00000001", name="Oud", location="stadhuis", token_hash="0" * 64,
-                created_at=1.0, highest_seq=0, seq_count=0))
+            add_old_device(conn)
             for rid, seq, suspect in (("r1", 1, False), ("r2", 2, True)):
                 conn.execute(text(
                     "INSERT INTO responses (id, device_id, seq, questionnaire_id, "
