@@ -109,6 +109,21 @@ def run_central(settings: CentralSettings, *, migrate_first: bool = True,
 
 
 @contextlib.contextmanager
+def enrolled_central(database: Path) -> Iterator[tuple[str, object, str, str]]:
+    """A real central on a SQLite file with one enrolled device, served on loopback (fleet
+    checks off); yields ``(base_url, engine, device_id, token)``."""
+    settings = central_settings(database)
+    migrate(settings)
+    device_id, token = enrol_device(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        with run_central(settings, migrate_first=False, watch_fleet=False) as base_url:
+            yield base_url, engine, device_id, token
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
 def central_on_backend(request, tmp_path_factory) -> Iterator[tuple]:
     """A real central on the backend ``request.param`` ("sqlite" or "postgres").
 

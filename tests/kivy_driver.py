@@ -9,6 +9,7 @@ path as a finger: window -> screen -> widget.
 from __future__ import annotations
 
 import os
+import time as time_module  # ``time`` names the Driver's controlled Kivy clock here
 from pathlib import Path
 
 from kiosk.kivy_setup import configure
@@ -196,6 +197,21 @@ class Driver:
 
         object.__setattr__(global_idmap["app"], "_obj", None)
         self.time.restore()
+
+
+def sync_round(driver: Driver, timeout: float = 20.0, *, frames: int = 0) -> None:
+    """One sync round of the running app on its scheduler's worker thread (as "sync now" on the
+    admin screen); returns when the round has ended, after ``frames`` frames (for what the
+    round hands over to the UI thread)."""
+    uploader = driver.app.sync.uploader
+    before = uploader.last_report
+    driver.app.sync.trigger_now()
+    ends = time_module.monotonic() + timeout
+    while uploader.last_report is before:  # the sync thread sets it when the round ends
+        assert time_module.monotonic() < ends, "the sync round did not end"
+        time_module.sleep(0.01)
+    if frames:
+        driver.frames(frames)
 
 
 def start_app(tmp_path: Path, *, settings=None, lockdown: bool = True, device_state=None,

@@ -11,7 +11,6 @@ import time
 import pytest
 import requests
 
-from central.db import make_engine
 from central.messages import VisitorMessage, clear_message, set_message
 from kiosk.buffer import Buffer
 from kiosk.clock import FakeTimeSource
@@ -19,9 +18,9 @@ from kiosk.message_store import FILE, MessageStore
 from kiosk.settings import SyncSettings
 from kiosk.state import DeviceState
 from sync.message_fetch import MessageFetcher, attach_message_fetcher
-from sync.protocol import MESSAGE_PATH, MessageDocument
+from sync.protocol import MessageDocument
 from sync.uploader import Uploader, make_session
-from tests.central_fixtures import central_settings, enrol_device, migrate, run_central
+from tests.central_fixtures import enrolled_central
 from tests.sync_test_server import FakeTime, fill_buffer
 
 NL = "Wij bellen u binnen 2 werkdagen terug."
@@ -31,13 +30,8 @@ EN = "We call you back within 2 working days."
 @pytest.fixture
 def central(tmp_path):
     """A real central (SQLite) with one enrolled device; yields (base_url, engine, state)."""
-    settings = central_settings(tmp_path / "central.sqlite3")
-    migrate(settings)
-    device_id, token = enrol_device(settings)
-    engine = make_engine(settings.database_url)
-    with run_central(settings, migrate_first=False, watch_fleet=False) as base_url:
+    with enrolled_central(tmp_path / "central.sqlite3") as (base_url, engine, device_id, token):
         yield base_url, engine, DeviceState(central_url=base_url, device_id=device_id, token=token)
-    engine.dispose()
 
 
 @pytest.fixture

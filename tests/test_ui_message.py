@@ -11,20 +11,13 @@ import itertools
 import time
 import pytest
 
-from central.db import make_engine
 from central.ingest import ingest_batch
 from central.messages import VisitorMessage, clear_message, set_message
 from kiosk.message_store import MessageStore
 from kiosk.state import DeviceState
 from sync.protocol import Batch
-from tests.central_fixtures import (
-    central_settings,
-    enrol_device,
-    make_batch,
-    make_record,
-    migrate,
-    run_central,
-)
+from tests.central_fixtures import enrolled_central, make_batch, make_record
+from tests.kivy_driver import sync_round
 
 pytestmark = pytest.mark.ui
 
@@ -35,13 +28,8 @@ EN = "We call you back within 2 working days when you ask us to."
 @pytest.fixture
 def central(tmp_path):
     """A real central with one device at 'stadhuis'; yields (base_url, engine, device_id, token)."""
-    settings = central_settings(tmp_path / "central.sqlite3")
-    migrate(settings)
-    device_id, token = enrol_device(settings)
-    engine = make_engine(settings.database_url)
-    with run_central(settings, migrate_first=False, watch_fleet=False) as base_url:
-        yield base_url, engine, device_id, token
-    engine.dispose()
+    with enrolled_central(tmp_path / "central.sqlite3") as central:
+        yield central
 
 
 def start(tmp_path, central=None):
@@ -54,18 +42,6 @@ def start(tmp_path, central=None):
     driver = start_app(tmp_path / "terminal", device_state=state, frames=0)
     driver.until_ready()
     return driver
-
-
-def sync_round(driver, timeout: float = 20.0) -> None:
-    """One sync round on the scheduler's worker thread, then frames for the hand-over."""
-    uploader = driver.app.sync.uploader
-    before = uploader.last_report
-    driver.app.sync.trigger_now()
-    ends = time.monotonic() + timeout
-    while uploader.last_report is before:
-        assert time.monotonic() < ends, "the sync round did not end"
-        time.sleep(0.01)
-    driver.frames(3)
 
 
 def band(screen):
@@ -94,7 +70,7 @@ def test_a_welcome_message_with_the_grade_shows_under_the_question_in_the_visito
     driver = start(tmp_path, central)
     try:
         welcome = driver.app.navigator.screens["welcome"]
-        sync_round(driver)
+        sync_round(driver, frames=3)
         assert driver.screen == "welcome"
         assert band(welcome) == (NL, "Uw gemiddelde cijfer: 7,6 (1.234 beoordelingen)", True)
         driver.frames(3)
@@ -126,7 +102,7 @@ def test_a_thanks_message_shows_only_there_survives_a_restart_offline_and_goes_w
     driver = start(tmp_path, central)
     try:
         navigator = driver.app.navigator
-        sync_round(driver)
+        sync_round(driver, frames=3)
         assert band(navigator.screens["welcome"])[2] is False
         navigator.manager.current = "thanks"
         driver.frames(3)
@@ -154,7 +130,7 @@ def test_a_thanks_message_shows_only_there_survives_a_restart_offline_and_goes_w
         navigator = driver.app.navigator
         navigator.manager.current = "thanks"
         driver.frames(3)
-        sync_round(driver)
+        sync_round(driver, frames=3)
         assert band(navigator.screens["thanks"]) == ("", "", False)
         assert band(navigator.screens["welcome"]) == ("", "", False)
         assert MessageStore(tmp_path / "terminal").load() is None

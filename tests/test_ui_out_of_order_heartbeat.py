@@ -8,38 +8,21 @@ tests/test_ui_out_of_order.py).
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from central.db import make_engine
 from central.devices import device_statuses
 from central.settings import FleetSettings
 from kiosk.state import DeviceState
-from tests.central_fixtures import central_settings, enrol_device, migrate, run_central
+from tests.central_fixtures import enrolled_central
+from tests.kivy_driver import sync_round
 
 pytestmark = pytest.mark.ui
 
 
 @pytest.fixture
 def central(tmp_path):
-    settings = central_settings(tmp_path / "central.sqlite3")
-    migrate(settings)
-    device_id, token = enrol_device(settings)
-    engine = make_engine(settings.database_url)
-    with run_central(settings, migrate_first=False, watch_fleet=False) as base_url:
-        yield base_url, engine, device_id, token
-    engine.dispose()
-
-
-def sync_round(driver, timeout: float = 20.0) -> None:
-    uploader = driver.app.sync.uploader
-    before = uploader.last_report
-    driver.app.sync.trigger_now()
-    ends = time.monotonic() + timeout
-    while uploader.last_report is before:
-        assert time.monotonic() < ends, "the sync round did not end"
-        time.sleep(0.01)
+    with enrolled_central(tmp_path / "central.sqlite3") as central:
+        yield central
 
 
 def test_out_of_order_reaches_central_and_so_does_the_recovery(tmp_path, central):

@@ -9,7 +9,6 @@ Visitors tap the real widgets.
 from __future__ import annotations
 
 import sqlite3
-import time
 
 import pytest
 
@@ -17,6 +16,7 @@ from kiosk.paths import config_dir
 from kiosk.questionnaire_store import CentralCopy
 from kiosk.state import DeviceState
 from sync.protocol import QuestionnaireDocument, QuestionnaireRef
+from tests.kivy_driver import sync_round
 from tests.sync_test_server import ScriptedCentral
 
 pytestmark = pytest.mark.ui
@@ -57,17 +57,6 @@ def terminal(tmp_path, central):
         yield driver
     finally:
         driver.close()
-
-
-def sync_round(driver, timeout: float = 20.0) -> None:
-    """One sync round on the scheduler's worker thread; returns when it has ended."""
-    uploader = driver.app.sync.uploader
-    before = uploader.last_report
-    driver.app.sync.trigger_now()
-    ends = time.monotonic() + timeout
-    while uploader.last_report is before:  # the sync thread sets it when the round ends
-        assert time.monotonic() < ends, "the sync round did not end"
-        time.sleep(0.01)
 
 
 def texts(screen) -> set[str]:
