@@ -439,17 +439,22 @@ def test_a_question_asked_as_another_type_gets_a_variable_per_type():
     assert cells(1, 9) == (9, -2) and cells(2, 3) == (-2, 3) and cells(2, 4) == (-2, -4)
 
 
-def test_xlsx_text_cells_are_never_formulas(tmp_path):
+def commented(response_id: str, comment: str):
+    """A codebook with comments and one idle response of it with only ``comment``: (book, row)."""
     book = build_codebook([Published(QID, 1, STANDAARD.read_text(encoding="utf-8"))],
                           {(QID, 1): 1}, [Answered(QID, 1, "opmerking", 0, 1)],
                           include_comments=True)
 
     class Response:
         id, location_id, questionnaire_id, questionnaire_version, language = (
-            "=1+1", "stadhuis", QID, 1, "nl")
+            response_id, "stadhuis", QID, 1, "nl")
         started_at, time_verified, suspect, end_reason = 1_700_000_000.0, False, False, "idle"
 
-    row = book.row(Response, {"opmerking": '=HYPERLINK("http://x","klik")\x07'})
+    return book, book.row(Response, {"opmerking": comment})
+
+
+def test_xlsx_text_cells_are_never_formulas(tmp_path):
+    book, row = commented("=1+1", '=HYPERLINK("http://x","klik")\x07')
     write_xlsx(tmp_path / "x.xlsx", book, [row], [("about", "test")])
     sheet = load_workbook(tmp_path / "x.xlsx")["data"]
     cells = {head.value: cell for head, cell in zip(sheet[1], sheet[2])}
@@ -477,16 +482,7 @@ def test_csv_texts_that_a_spreadsheet_would_run_get_a_quote(tmp_path):
                                           '\r=1', 'gewoon', '-1', '-3', '+31', '2,5', 7, None)] == [
         "'=1+1", "'+31 6", "'-2+3+cmd|x", "'@SUM(A1)", "'\tx", "'\r=1", 'gewoon', '-1', '-3',
         '+31', '2,5', 7, None]
-    book = build_codebook([Published(QID, 1, STANDAARD.read_text(encoding="utf-8"))],
-                          {(QID, 1): 1}, [Answered(QID, 1, "opmerking", 0, 1)],
-                          include_comments=True)
-
-    class Response:
-        id, location_id, questionnaire_id, questionnaire_version, language = (
-            "r1", "stadhuis", QID, 1, "nl")
-        started_at, time_verified, suspect, end_reason = 1_700_000_000.0, False, False, "idle"
-
-    row = book.row(Response, {"opmerking": '=HYPERLINK("http://x","klik")'})
+    book, row = commented("r1", '=HYPERLINK("http://x","klik")')
     write_csv(tmp_path / "x.csv", book, [row])
     [written] = read_csv(tmp_path / "x.csv")
     assert written["opmerking"] == '\'=HYPERLINK("http://x","klik")'
