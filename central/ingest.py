@@ -45,7 +45,7 @@ from sqlalchemy import Connection, Engine, case, select, update
 from sqlalchemy.exc import IntegrityError
 
 from central.errors import RequestRefused
-from central.models import Answer, Device, Response
+from central.models import OVERALL_ASPECT, SERVICE_ASPECT, Answer, Device, Response
 from sync.protocol import AnswerRecord, Batch, ClockReading, QuestionnaireRef, RecordResult, ResponseRecord
 
 log = logging.getLogger("balie.central.ingest")
@@ -65,8 +65,6 @@ ANSWER_COLUMNS = (
     "id", "response_id", "ordinal", "question_id", "aspect", "value_num", "value_text",
     "at_wall", "at_boot", "at_mono", "answered_at", "time_verified",
     "questionnaire_id", "questionnaire_version", "started_at", "suspect", "service", "overall")
-#: The aspects of the answers whose values every answer of the response carries (report keys).
-SERVICE_ASPECT, OVERALL_ASPECT = "dienst", "totaal"
 assert RESPONSE_COLUMNS == tuple(c.name for c in _responses.columns), "central.models changed"
 assert ANSWER_COLUMNS == tuple(c.name for c in _answers.columns), "central.models changed"
 

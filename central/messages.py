@@ -32,13 +32,12 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import Engine, and_, delete, insert, select
 
 from central.errors import CentralError
-from central.models import Answer, Device, Message, Response
+from central.models import OVERALL_ASPECT, Answer, Device, Message, Response
 from sync.message_text import clean_text, text_problem
 from sync.protocol import MessageDocument, OverallGrade
 
 _table = Message.__table__
 #: The aspect of the overall question ("Welk rapportcijfer geeft u ons vandaag?").
-OVERALL_ASPECT = "totaal"
 PLACES = ("welcome", "thanks")
 _EVERY = ""
 

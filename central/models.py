@@ -30,6 +30,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 UUID_LEN = 36
+#: The aspects whose answers are the response's service and overall grade (``Answer.service``,
+#: ``Answer.overall``): written by central.ingest and migration 0006, read by the report.
+SERVICE_ASPECT, OVERALL_ASPECT = "dienst", "totaal"
 
 
 class Base(DeclarativeBase):

@@ -40,6 +40,7 @@ from sqlalchemy import Connection, Engine, select
 
 from central.codebook import WEEKDAYS
 from central.errors import CentralError
+from central.models import OVERALL_ASPECT, SERVICE_ASPECT
 from central.models import Questionnaire as QuestionnaireRow
 from central.stats import (
     DEFAULT_ALPHA,
@@ -63,7 +64,6 @@ from central.stats import (
     wilson_interval,
 )
 from central.report_query import (
-    SERVICE_ASPECT,
     PeriodCounts,
     prepare_session,
     question_map,
@@ -74,7 +74,7 @@ from kiosk.errors import QuestionnaireError
 from kiosk.questionnaire import Questionnaire, parse_questionnaire
 
 DEFAULT_TIMEZONE = "Europe/Amsterdam"
-OVERALL = "totaal"
+OVERALL = OVERALL_ASPECT
 PARTS = ("morning", "afternoon", "evening")
 PART_NL = {"morning": "ochtend", "afternoon": "middag", "evening": "avond"}
 ASPECT_NL = {"totaal": "Totaaloordeel", "wachttijd": "Wachttijd",

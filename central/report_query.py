@@ -47,14 +47,13 @@ from sqlalchemy import BigInteger, Connection, and_, case, cast, func, literal, 
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from central.models import Answer, Response
+from central.models import OVERALL_ASPECT, SERVICE_ASPECT, Answer, Response
 from central.stats import series_numbers
 
 _r = Response.__table__
 _a = Answer.__table__
 
 HOURS_PER_WEEK = 7 * 24
-SERVICE_ASPECT = "dienst"
 #: Bisection stops once a change of offset is pinned to this many seconds.
 _STEP = 6 * 3600
 
@@ -120,7 +119,7 @@ def question_map(questionnaires) -> QuestionMap:
             key = (qid, version, question.id)
             if question.type in ("grade", "smiley"):
                 kind[key] = (question.type, question.aspect, question.faces)
-                if question.type == "grade" and question.aspect == "totaal":
+                if question.type == "grade" and question.aspect == OVERALL_ASPECT:
                     overall.setdefault((qid, version), question.id)
             elif (question.type == "choice" and question.aspect == SERVICE_ASPECT
                   and service.setdefault((qid, version), question.id) == question.id):
@@ -319,7 +318,7 @@ def read_counts(conn: Connection, period, questions: QuestionMap, compare_with=N
         _read_cube(conn, period, compare_with, questions, cur, prev)
     if questions.kind and cur.responses:
         for aspect in list(cur.grades) + list(cur.smileys):    # asked but never paired: None
-            if aspect != "totaal":
+            if aspect != OVERALL_ASPECT:
                 cur.drivers.setdefault(aspect, [0] * 6)
     return cur, prev
 
@@ -446,7 +445,8 @@ def _pair(out: PeriodCounts, questions: QuestionMap, key: tuple[str, int], quest
             if n:
                 out.services[aspect][service][value] += n
     overall_question = questions.overall.get(key)
-    if paired and overall_question is not None and aspect != "totaal" and question != overall_question:
+    if (paired and overall_question is not None and aspect != OVERALL_ASPECT
+            and question != overall_question):
         sums = out.drivers.setdefault(aspect, [0] * 6)
         for i, term in enumerate((paired, value * paired, sum_y, value * value * paired, sum_yy,
                                   value * sum_y)):
