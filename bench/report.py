@@ -75,6 +75,7 @@ def explain(engine, period, compare) -> None:
     from sqlalchemy import event
 
     from central.report import build_report
+    from central.report_query import _cube_settings, prepare_session
 
     statements = []
 
@@ -86,26 +87,16 @@ def explain(engine, period, compare) -> None:
         build_report(engine, period, compare_with=compare)
     finally:
         event.remove(engine, "before_cursor_execute", grab)
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        from central.report_query import REPORT_WORK_MEM
-        cursor.execute(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")    # as build_report does
-        cursor.execute("SET LOCAL jit = off")
+    with engine.connect() as conn:       # rolled back: EXPLAIN ANALYZE changes nothing anyway
+        prepare_session(conn)            # the report's own settings, as build_report sets them
         for statement, parameters in statements:
             if not statement.lstrip().upper().startswith(("SELECT", "WITH")):
                 continue
-            cube = "AS week_hour" in statement       # as central.report_query._cube_settings
-            cursor.execute(f"SET LOCAL enable_sort = {'off' if cube else 'DEFAULT'}")
-            cursor.execute(f"SET LOCAL jit = {'on' if cube else 'off'}")
-            cursor.execute(f"SET LOCAL jit_inline_above_cost = {-1 if cube else 'DEFAULT'}")
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
-            plan = [row[0] for row in cursor.fetchall()]
+            _cube_settings(conn, "AS week_hour" in statement)   # on for the cube, as the report
+            plan = [row[0] for row in conn.exec_driver_sql(
+                "EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)]
             print("\n" + statement.split("\n")[0][:100] + " ...")
             print("\n".join("    " + line for line in plan))
-        raw.rollback()
-    finally:
-        raw.close()
 
 
 def main(argv: list[str] | None = None) -> int:
