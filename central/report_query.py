@@ -368,11 +368,12 @@ def _read_cube(conn: Connection, period, compare_with, questions: QuestionMap,
     is fixed within the group, so those give every sum a correlation needs, as
     whole numbers.
     """
-    ids = sorted({k[2] for k in questions.kind} | set(questions.service.values()))
+    service_ids = set(questions.service.values())
+    ids = sorted({k[2] for k in questions.kind} | service_ids)
     size = slice_seconds(period, compare_with)
     # A service answer's text is its response's service (ingest's first ``dienst`` text):
     # that column, not value_text, so comments stay out of the scan.
-    service = case((_a.c.question_id.in_(sorted(set(questions.service.values()))), _a.c.service))
+    service = case((_a.c.question_id.in_(sorted(service_ids)), _a.c.service))
     keys = [_a.c.questionnaire_id, _a.c.questionnaire_version, _a.c.question_id,
             _a.c.value_num, service.label("service")]
     in_either = (_within(period, _a) if compare_with is None
