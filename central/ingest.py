@@ -44,6 +44,7 @@ from typing import Iterable, Sequence
 from sqlalchemy import Connection, Engine, case, select, update
 from sqlalchemy.exc import IntegrityError
 
+from central import wire
 from central.errors import RequestRefused
 from central.models import OVERALL_ASPECT, SERVICE_ASPECT, Answer, Device, Response
 from sync.protocol import AnswerRecord, Batch, ClockReading, QuestionnaireRef, RecordResult, ResponseRecord
@@ -116,13 +117,19 @@ assert set(ClockReading.model_fields) == {"wall", "boot_id", "mono"}, "sync.prot
 assert set(QuestionnaireRef.model_fields) == {"id", "version"}, "sync.protocol.QuestionnaireRef changed"
 
 
-def content_hash(record: ResponseRecord) -> str:
+def content_hash(record: ResponseRecord | wire.ResponseRecord) -> str:
     """sha256 hex of the record's canonical JSON (:func:`canonical_json`: sorted keys, defaults filled in).
 
     Everything in the record counts, nothing is left out: a retry of the same
     record hashes the same; any changed field is a conflict. The batch's
     ``sent`` clock is not part of the record, so it may differ between retries.
+    A record as central decodes it (:mod:`central.wire`) has its canonical JSON
+    written by msgspec, in C, where that gives the same bytes.
     """
+    if isinstance(record, wire.ResponseRecord):
+        fast = wire.canonical_bytes(record)
+        if fast is not None:
+            return hashlib.sha256(fast).hexdigest()
     return hashlib.sha256(canonical_json(record).encode()).hexdigest()
 
 
@@ -148,13 +155,18 @@ def storage_problem(record: ResponseRecord) -> str | None:
 
 # ------------------------------------------------------------------ ingest
 
-def ingest_batch(engine: Engine, device_id: str, batch: Batch, *, received_at: float) -> list[RecordResult]:
+def ingest_batch(engine: Engine, device_id: str, batch: wire.Batch | Batch, *,
+                 received_at: float) -> list[RecordResult]:
     """Store ``batch`` from the authenticated ``device_id``; one result per record, in order.
 
-    ``received_at``: the server's wall clock when the batch arrived (the base of
-    the corrected times). Raises :class:`RequestRefused` (503) when a concurrent
-    writer still collides after one re-evaluation; safe to retry.
+    ``batch``: as central decodes it (:func:`central.wire.decode_batch`), or the
+    protocol's pydantic model (converted first). ``received_at``: the server's
+    wall clock when the batch arrived (the base of the corrected times). Raises
+    :class:`RequestRefused` (503) when a concurrent writer still collides after
+    one re-evaluation; safe to retry.
     """
+    if isinstance(batch, Batch):
+        batch = wire.from_model(batch)
     hashes = [content_hash(record) for record in batch.responses]
     # A unique violation raised by the driver itself (PostgreSQL's COPY runs on
     # the DBAPI connection, outside SQLAlchemy's exception wrapping).
@@ -184,7 +196,7 @@ def ingest_batch(engine: Engine, device_id: str, batch: Batch, *, received_at: f
                                      "send again") from None
 
 
-def _ingest(conn: Connection, device_id: str, batch: Batch, hashes: list[str],
+def _ingest(conn: Connection, device_id: str, batch: wire.Batch, hashes: list[str],
             received_at: float, *, check_answer_ids: bool = True) -> list[RecordResult]:
     records = batch.responses
     store = _store_for(conn)
@@ -279,7 +291,7 @@ def _ingest(conn: Connection, device_id: str, batch: Batch, hashes: list[str],
     return results
 
 
-def report_keys(answers: Sequence[AnswerRecord]) -> tuple[str | None, int | None]:
+def report_keys(answers: Sequence[wire.AnswerRecord | AnswerRecord]) -> tuple[str | None, int | None]:
     """The response's service and overall grade, stored on each of its answers (central.models.Answer).
 
     Service: the value of the first answer (by ordinal) with aspect ``dienst`` and

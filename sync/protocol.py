@@ -64,14 +64,24 @@ from sync.limits import (  # noqa: E402,F401
 )
 #: Text on the wire: any characters but NUL (which PostgreSQL text cannot hold).
 NO_NUL = r"^[^\x00]*$"
+# The patterns, written once: central.wire (central's fast batch decoder) anchors the same
+# expressions for Python's re, where "$" would also match before a final newline.
+ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+SLUG_PATTERN = r"^[a-z0-9_-]+$"
+LANG_PATTERN = r"^[a-z]{2}$"
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+#: Numbers on the wire: wall clock (Unix seconds) and monotonic seconds since boot.
+MAX_WALL, MAX_MONO = 1e11, 1e10
+#: Longest ids and slugs, boot id, app version and suspect reason on the wire.
+MAX_ID, MAX_BOOT_ID, MAX_APP_VERSION, MAX_SUSPECT_REASON = 64, 64, 32, 500
 
-Id = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-Slug = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
-Lang = Annotated[StrictStr, Field(pattern=r"^[a-z]{2}$")]
-Uuid = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+Id = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
+Slug = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID, pattern=SLUG_PATTERN)]
+Lang = Annotated[StrictStr, Field(pattern=LANG_PATTERN)]
+Uuid = Annotated[StrictStr, Field(pattern=UUID_PATTERN)]
 Count = Annotated[StrictInt, Field(ge=0, le=INT32_MAX)]
-Wall = Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
-Mono = Annotated[float, Field(ge=0, le=1e10, allow_inf_nan=False)]
+Wall = Annotated[float, Field(ge=0, le=MAX_WALL, allow_inf_nan=False)]
+Mono = Annotated[float, Field(ge=0, le=MAX_MONO, allow_inf_nan=False)]
 
 
 class _Wire(BaseModel):
@@ -82,7 +92,7 @@ class ClockReading(_Wire):
     """The device's clocks at one moment: wall (Unix seconds), boot id, monotonic seconds since boot."""
 
     wall: Wall
-    boot_id: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=NO_NUL)]
+    boot_id: Annotated[StrictStr, Field(min_length=1, max_length=MAX_BOOT_ID, pattern=NO_NUL)]
     mono: Mono
 
 
@@ -117,7 +127,8 @@ class ResponseRecord(_Wire):
     closed_wall: Wall
     end_reason: Literal["completed", "idle", "abandoned", "interrupted"]
     suspect: bool = False
-    suspect_reason: Annotated[StrictStr, Field(max_length=500, pattern=NO_NUL)] | None = None
+    suspect_reason: Annotated[StrictStr, Field(max_length=MAX_SUSPECT_REASON,
+                                               pattern=NO_NUL)] | None = None
     answers: Annotated[list[AnswerRecord], Field(min_length=1, max_length=MAX_ANSWERS_PER_RECORD)]
 
     @model_validator(mode="after")
@@ -135,7 +146,7 @@ class Batch(_Wire):
     """What a device POSTs to :data:`BATCHES_PATH`."""
 
     device_id: Id
-    app_version: Annotated[StrictStr, Field(max_length=32, pattern=NO_NUL)]
+    app_version: Annotated[StrictStr, Field(max_length=MAX_APP_VERSION, pattern=NO_NUL)]
     sent: ClockReading
     responses: Annotated[list[ResponseRecord], Field(max_length=MAX_RECORDS)]
 
@@ -162,7 +173,7 @@ class Heartbeat(_Wire):
     """What a device POSTs to :data:`HEARTBEAT_PATH` on every sync round."""
 
     device_id: Id
-    app_version: Annotated[StrictStr, Field(max_length=32, pattern=NO_NUL)]
+    app_version: Annotated[StrictStr, Field(max_length=MAX_APP_VERSION, pattern=NO_NUL)]
     backlog: Count
     quarantined: Count
     last_error: Annotated[StrictStr, Field(max_length=1000, pattern=NO_NUL)] | None = None
