@@ -50,10 +50,12 @@ APP_VERSION = "1.4.2"
 
 def app():
     """uvicorn factory: central's app on ``$BALIE_DATABASE_URL``."""
-    from central.app import create_app
+    from central.app import create_app, settle_heap
     from central.settings import load_settings
 
-    return create_app(load_settings(None))
+    app = create_app(load_settings(None))
+    settle_heap()       # as balie-central serve does
+    return app
 
 
 class CentralServer:

@@ -229,10 +229,11 @@ def cmd_serve(args) -> int:
     """Check the database is migrated, then run uvicorn on the app until stopped."""
     import uvicorn
 
-    from central.app import create_app
+    from central.app import create_app, settle_heap
 
     settings = _settings(args)
     app = create_app(settings)  # raises DatabaseNotMigrated before anything listens
+    settle_heap()
     # Fleet changes: WARNING when a terminal goes silent, INFO when it recovers.
     logging.getLogger("balie.central").setLevel(logging.INFO)
     uvicorn.run(app, host=args.host or settings.server.host, port=args.port or settings.server.port,

@@ -177,6 +177,37 @@ def test_db_upgrade_then_serve_answers_healthz(database, tmp_path):
         server.wait(timeout=10)
 
 
+SERVE_GC_PROBE = """
+import gc, sys, weakref
+import uvicorn
+from central.app import GC_YOUNG_THRESHOLD
+from central.cli import main
+
+def probe(app, **kwargs):   # instead of serving: the collector's state at that moment
+    class Node:
+        pass
+    a, b = Node(), Node()
+    a.other, b.other = b, a                 # a cycle only the collector can free
+    collected = []
+    weakref.finalize(a, collected.append, True)
+    del a, b
+    keep = [[] for _ in range(3 * GC_YOUNG_THRESHOLD)]   # new objects, as serving makes
+    print(gc.get_threshold()[0] == GC_YOUNG_THRESHOLD, gc.get_freeze_count() > 10_000,
+          collected == [True], len(keep) > 0)
+
+uvicorn.run = probe
+sys.exit(main(["serve", "--port", "1"]))
+"""
+
+
+def test_serve_settles_the_heap_and_cycles_are_still_collected(database):
+    assert central_cli("db", "upgrade", env_url=database).returncode == 0
+    done = subprocess.run([sys.executable, "-c", SERVE_GC_PROBE], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "BALIE_DATABASE_URL": database})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True", "True", "True"]
+
+
 def test_serve_on_an_unmigrated_database_is_refused_with_the_fix(database):
     done = central_cli("serve", "--port", "1", env_url=database)
     assert done.returncode == 2
