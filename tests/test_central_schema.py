@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
 from central import migrations
 from central.db import make_engine, upgrade
 from central.devices import device_statuses
+from central.ingest import ANSWER_COLUMNS
 from central.models import Answer, Base, Device
 from tests.central_fixtures import fresh_database
+
+# The messages the triggers of migration 0007 raise (its module name starts with a digit).
+_0007 = importlib.import_module("central.migrations.versions.0007_answer_reference_triggers")
+NO_RESPONSE, HAS_ANSWERS = _0007.NO_RESPONSE, _0007.HAS_ANSWERS
 
 
 def test_head_revision_constant_matches_the_scripts():
@@ -93,3 +101,111 @@ def test_answers_stored_before_0006_get_their_responses_report_keys(empty_databa
     keys_1 = ("standaard", 2, 100.0, False, "paspoort", 8)     # 12 is no grade: 8 is the first
     assert rows == {"a1": (12, *keys_1), "a2": (8, *keys_1), "a3": (None, *keys_1),
                     "a4": (3, *keys_1), "a5": (5, "standaard", 2, 200.0, True, None, None)}
+
+
+def _response(conn, rid: str, seq: int) -> None:
+    clocks = "1.0, 'boot', 1.0"
+    conn.execute(text(
+        "INSERT INTO responses (id, device_id, seq, questionnaire_id, questionnaire_version, "
+        "location_id, language, started_wall, started_boot, started_mono, closed_wall, end_reason, "
+        "suspect, suspect_reason, received_at, sent_wall, sent_boot, sent_mono, started_at, "
+        f"time_verified, content_hash) VALUES (:id, 'dev-00000001', :seq, 'standaard', 2, "
+        f"'stadhuis', 'nl', {clocks}, 2.0, 'completed', FALSE, NULL, 3.0, {clocks}, 1.0, TRUE, 'h')"),
+        {"id": rid, "seq": seq})
+
+
+def _answers(conn, *pairs: tuple[str, str]) -> None:
+    """One INSERT statement of answers (id, response id)."""
+    values = ", ".join(
+        f"(:id{n}, :rid{n}, {n + 1}, 'q', 'totaal', 8, NULL, 1.0, 'boot', 1.0, 1.0, TRUE, "
+        "'standaard', 2, 1.0, FALSE, NULL, 8)" for n in range(len(pairs)))
+    params = {}
+    for n, (aid, rid) in enumerate(pairs):
+        params.update({f"id{n}": aid, f"rid{n}": rid})
+    conn.execute(text(
+        "INSERT INTO answers (id, response_id, ordinal, question_id, aspect, value_num, value_text, "
+        "at_wall, at_boot, at_mono, answered_at, time_verified, questionnaire_id, "
+        f"questionnaire_version, started_at, suspect, service, overall) VALUES {values}"), params)
+
+
+def _refused(engine, statement, message: str) -> None:
+    with pytest.raises(IntegrityError) as refused:
+        with engine.begin() as conn:
+            statement(conn)
+    assert message in str(refused.value)
+
+
+def test_answers_need_their_response_and_a_response_with_answers_stays(empty_database):
+    # Migration 0007: triggers instead of the foreign key, with the same guarantees.
+    engine = make_engine(empty_database)
+    try:
+        upgrade(engine)
+        with engine.begin() as conn:
+            add_old_device(conn)
+            _response(conn, "r1", 1)
+            _response(conn, "r2", 2)
+            _answers(conn, ("a1", "r1"), ("a2", "r1"))
+        _refused(engine, lambda c: _answers(c, ("a3", "nope")), NO_RESPONSE)
+        # one bad row refuses the whole statement
+        _refused(engine, lambda c: _answers(c, ("a4", "r2"), ("a5", "nope")), NO_RESPONSE)
+        _refused(engine, lambda c: c.execute(text("UPDATE answers SET response_id = 'nope' "
+                                                  "WHERE id = 'a1'")), NO_RESPONSE)
+        _refused(engine, lambda c: c.execute(text("DELETE FROM responses WHERE id = 'r1'")),
+                 HAS_ANSWERS)
+        _refused(engine, lambda c: c.execute(text("UPDATE responses SET id = 'r9' WHERE id = 'r1'")),
+                 HAS_ANSWERS)
+        with engine.begin() as conn:     # what stays allowed
+            conn.execute(text("UPDATE answers SET response_id = 'r2' WHERE id = 'a2'"))
+            conn.execute(text("UPDATE responses SET suspect = TRUE"))
+            _response(conn, "r3", 3)
+            conn.execute(text("DELETE FROM responses WHERE id = 'r3'"))
+        with engine.connect() as conn:
+            assert dict(conn.execute(text("SELECT id, response_id FROM answers")).all()) == {
+                "a1": "r1", "a2": "r2"}
+            assert conn.execute(text("SELECT count(*) FROM responses")).scalar() == 2
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_copy_of_answers_without_their_response_is_refused(backend, pg_url):
+    # Ingest's path on PostgreSQL: COPY fires the statement trigger too.
+    engine = make_engine(pg_url)
+    try:
+        upgrade(engine)
+        with engine.begin() as conn:
+            add_old_device(conn)
+            _response(conn, "r1", 1)
+        row = ("a9", "nope", 1, "q", "totaal", 8, None, 1.0, "boot", 1.0, 1.0, True,
+               "standaard", 2, 1.0, False, None, 8)
+        with pytest.raises(Exception) as refused:
+            with engine.begin() as conn:
+                raw = conn.connection.driver_connection
+                with raw.cursor() as cur, cur.copy(f"COPY answers ({', '.join(ANSWER_COLUMNS)}) "
+                                                   "FROM STDIN") as copy:
+                    copy.write_row(row)
+        assert NO_RESPONSE in str(refused.value)
+        assert type(refused.value).__name__ == "ForeignKeyViolation"
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM answers")).scalar() == 0
+    finally:
+        engine.dispose()
+
+
+def test_0007_downgrades_to_the_foreign_key(empty_database):
+    from alembic import command
+
+    engine = make_engine(empty_database)
+    try:
+        upgrade(engine)
+        with engine.begin() as conn:
+            command.downgrade(migrations.alembic_config(conn), "0006")
+        with engine.connect() as conn:
+            [fk] = inspect(conn).get_foreign_keys("answers")
+            assert (fk["referred_table"], fk["constrained_columns"]) == ("responses", ["response_id"])
+        with engine.begin() as conn:
+            migrations.upgrade(conn)
+        with engine.connect() as conn:
+            assert inspect(conn).get_foreign_keys("answers") == []
+    finally:
+        engine.dispose()

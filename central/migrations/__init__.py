@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 #: The newest revision in ``versions/``; :func:`central.db.check_migrated` compares with it.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 
