@@ -7,7 +7,7 @@ off the UI thread in :mod:`kiosk.ui.admin_control`.
 
 from __future__ import annotations
 
-from kivy.graphics import Color, Ellipse, Line
+from kivy.graphics import Color, Line, SmoothEllipse
 from kivy.metrics import dp
 from kivy.properties import (BooleanProperty, ColorProperty, DictProperty, NumericProperty,
                              OptionProperty, StringProperty)
@@ -38,7 +38,7 @@ class PinDots(Widget):
             Color(*self.ink)
             for i in range(places):
                 if i < self.count:
-                    Ellipse(pos=(x, y), size=(size, size))
+                    SmoothEllipse(pos=(x, y), size=(size, size))
                 else:
                     Line(circle=(x + size / 2, y + size / 2, size / 2 - dp(1.5)), width=dp(2))
                 x += size + gap

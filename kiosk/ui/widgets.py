@@ -6,7 +6,7 @@ needs Python: drawing the faces and the pressed/selected state.
 
 from __future__ import annotations
 
-from kivy.graphics import Color, Ellipse, Line
+from kivy.graphics import Color, Line, SmoothEllipse
 from kivy.metrics import dp
 from kivy.properties import (BooleanProperty, ColorProperty, NumericProperty, StringProperty)
 from kivy.uix.behaviors import ButtonBehavior
@@ -53,12 +53,15 @@ class FaceDrawing(Widget):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         with self.canvas:
-            self._fill_colour = Color(*_FACE_FILLS[0.0])
-            self._disc = Ellipse()
+            # The outline: an ink disc with the face's fill inset on top (smooth edges;
+            # a wide Line is not smoothed without multisampling, which kiosk.kivy_setup turns off).
             self._ink_colour = Color(*self.ink)
-            self._outline = Line(width=dp(2.5))
-            self._left_eye = Ellipse()
-            self._right_eye = Ellipse()
+            self._outline = SmoothEllipse()
+            self._fill_colour = Color(*_FACE_FILLS[0.0])
+            self._disc = SmoothEllipse()
+            self._features_colour = Color(*self.ink)
+            self._left_eye = SmoothEllipse()
+            self._right_eye = SmoothEllipse()
             self._mouth = Line(width=dp(4), cap="round", joint="round")
         self.bind(pos=self._redraw, size=self._redraw, mood=self._redraw, ink=self._redraw)
 
@@ -67,10 +70,12 @@ class FaceDrawing(Widget):
         r = side / 2.0
         cx, cy = self.center
         self._fill_colour.rgba = _FACE_FILLS.get(round(self.mood * 2) / 2, _FACE_FILLS[0.0])
-        self._ink_colour.rgba = self.ink
-        self._disc.pos = (cx - r, cy - r)
-        self._disc.size = (side, side)
-        self._outline.circle = (cx, cy, r - dp(1.5))
+        self._ink_colour.rgba = self._features_colour.rgba = self.ink
+        self._outline.pos = (cx - r, cy - r)
+        self._outline.size = (side, side)
+        inner = max(0.0, r - dp(5))          # a 5 dp ring, as the Line of width 2.5 drew
+        self._disc.pos = (cx - inner, cy - inner)
+        self._disc.size = (2 * inner, 2 * inner)
         eye = r * 0.16
         for shape, dx in ((self._left_eye, -0.34), (self._right_eye, 0.34)):
             shape.pos = (cx + dx * r - eye / 2, cy + 0.22 * r - eye / 2)
