@@ -8,8 +8,12 @@ Use (device)::
 
 Use (central)::
 
-    batch = Batch.model_validate_json(body)          # 422 with the reason when invalid
+    batch = central.wire.decode_batch(body)          # this schema, read by msgspec; 400/413/422
     BatchResult(results=[RecordResult(id=r.id, status="accepted"), ...])
+
+(``central/wire.py`` mirrors the batch models below with the same limits; a field
+added here fails its import-time check until added there, and
+``tests/test_central_wire.py`` checks both readers take and refuse the same bodies.)
 
 Rules (../shared/DESIGN.md, "Protocol rules"):
 
