@@ -50,6 +50,18 @@ def add_old_device(conn) -> None:
         created_at=1.0, highest_seq=0, seq_count=0))
 
 
+def _response(conn, rid: str, seq: int, *, suspect: bool = False, started_at: float = 1.0) -> None:
+    """One response of the old device (:func:`add_old_device`); its columns are those of 0001."""
+    clocks = "1.0, 'boot', 1.0"
+    conn.execute(text(
+        "INSERT INTO responses (id, device_id, seq, questionnaire_id, questionnaire_version, "
+        "location_id, language, started_wall, started_boot, started_mono, closed_wall, end_reason, "
+        "suspect, suspect_reason, received_at, sent_wall, sent_boot, sent_mono, started_at, "
+        f"time_verified, content_hash) VALUES (:id, 'dev-00000001', :seq, 'standaard', 2, "
+        f"'stadhuis', 'nl', {clocks}, 2.0, 'completed', :suspect, NULL, 3.0, {clocks}, :start, "
+        "TRUE, 'h')"), {"id": rid, "seq": seq, "suspect": suspect, "start": started_at})
+
+
 def test_a_database_of_the_previous_release_is_upgraded_with_its_devices_kept(empty_database):
     engine = make_engine(empty_database)
     try:
@@ -72,14 +84,7 @@ def test_answers_stored_before_0006_get_their_responses_report_keys(empty_databa
             migrations.upgrade(conn, "0005")
             add_old_device(conn)
             for rid, seq, suspect in (("r1", 1, False), ("r2", 2, True)):
-                conn.execute(text(
-                    "INSERT INTO responses (id, device_id, seq, questionnaire_id, "
-                    "questionnaire_version, location_id, language, started_wall, started_boot, "
-                    "started_mono, closed_wall, end_reason, suspect, suspect_reason, received_at, "
-                    "sent_wall, sent_boot, sent_mono, started_at, time_verified, content_hash) "
-                    f"VALUES (:id, 'dev-00000001', :seq, 'standaard', 2, 'stadhuis', 'nl', "
-                    f"{clocks}, 2.0, 'completed', :suspect, NULL, 3.0, {clocks}, :start, "
-                    "TRUE, 'h')"), {"id": rid, "seq": seq, "suspect": suspect, "start": 100.0 * seq})
+                _response(conn, rid, seq, suspect=suspect, started_at=100.0 * seq)
             answers = [("a1", "r1", 1, "totaal", 12, None), ("a2", "r1", 2, "totaal", 8, None),
                        ("a3", "r1", 3, "dienst", None, "paspoort"), ("a4", "r1", 4, "totaal", 3, None),
                        ("a5", "r2", 1, "wachttijd", 5, None)]
@@ -101,17 +106,6 @@ def test_answers_stored_before_0006_get_their_responses_report_keys(empty_databa
     keys_1 = ("standaard", 2, 100.0, False, "paspoort", 8)     # 12 is no grade: 8 is the first
     assert rows == {"a1": (12, *keys_1), "a2": (8, *keys_1), "a3": (None, *keys_1),
                     "a4": (3, *keys_1), "a5": (5, "standaard", 2, 200.0, True, None, None)}
-
-
-def _response(conn, rid: str, seq: int) -> None:
-    clocks = "1.0, 'boot', 1.0"
-    conn.execute(text(
-        "INSERT INTO responses (id, device_id, seq, questionnaire_id, questionnaire_version, "
-        "location_id, language, started_wall, started_boot, started_mono, closed_wall, end_reason, "
-        "suspect, suspect_reason, received_at, sent_wall, sent_boot, sent_mono, started_at, "
-        f"time_verified, content_hash) VALUES (:id, 'dev-00000001', :seq, 'standaard', 2, "
-        f"'stadhuis', 'nl', {clocks}, 2.0, 'completed', FALSE, NULL, 3.0, {clocks}, 1.0, TRUE, 'h')"),
-        {"id": rid, "seq": seq})
 
 
 def _answers(conn, *pairs: tuple[str, str]) -> None:
@@ -167,8 +161,7 @@ def test_answers_need_their_response_and_a_response_with_answers_stays(empty_dat
         engine.dispose()
 
 
-@pytest.mark.parametrize("backend", ["postgres"])
-def test_a_copy_of_answers_without_their_response_is_refused(backend, pg_url):
+def test_a_copy_of_answers_without_their_response_is_refused(pg_url):
     # Ingest's path on PostgreSQL: COPY fires the statement trigger too.
     engine = make_engine(pg_url)
     try:

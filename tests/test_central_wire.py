@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import uuid
 
 import msgspec
@@ -19,9 +20,6 @@ from pydantic import ValidationError
 from central import wire
 from central.ingest import canonical_json, content_hash
 from sync.protocol import Batch
-
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
 
 def _uuid(n: int) -> str:
     return str(uuid.UUID(int=n, version=4))
@@ -48,7 +46,7 @@ def sample() -> dict:
 
 def verdicts(data) -> tuple[bool, bool]:
     """(pydantic accepts, central.wire accepts) for ``data`` sent as JSON."""
-    raw = json.dumps(data, ensure_ascii=False).encode() if not isinstance(data, bytes) else data
+    raw = json.dumps(data, ensure_ascii=False).encode()
     try:
         Batch.model_validate_json(raw)
         theirs = True
@@ -96,8 +94,6 @@ def places(value, schema: dict, path: tuple = ()):
 
 def fitting(pattern: str | None, length: int) -> str | None:
     """A string of ``length`` characters that the pattern allows (None: none of ours does)."""
-    import re
-
     for char in "a0x":
         text = char * length
         if pattern is None or re.fullmatch(pattern.strip("^$"), text):
